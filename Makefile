@@ -1,0 +1,53 @@
+# partledger — `make demo` and `make test` work on a fresh machine (Python 3.11, Rust, registries).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+NATIVE_SRC := $(shell find native -name '*.rs' -o -name 'Cargo.toml' | grep -v target)
+PYTEST_ARGS ?=
+
+.PHONY: all venv demo test lint typecheck pytest sim soak fuzz bench clean system-deps
+
+all: test
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.built: $(BIN)/python pyproject.toml $(NATIVE_SRC)
+	@bash scripts/system-deps.sh
+	$(BIN)/pip install -q -e ".[test,bench]"
+	@touch $@
+
+venv: $(VENV)/.built
+
+demo: venv
+	$(BIN)/python -m cli.demo
+
+lint: venv
+	$(BIN)/ruff check ledger consensus p2p cli tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+sim: venv
+	$(BIN)/partledger sim --nodes 4 --byzantine 1 --seeds 100000
+
+soak: venv
+	$(BIN)/python -m pytest -q --run-slow tests/multiprocess
+
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.run --seconds 60
+
+bench: venv
+	$(BIN)/python bench/native.py
+
+clean:
+	rm -rf $(VENV) native/target build dist

@@ -1,0 +1,51 @@
+"""`partledger`: the command-line program.
+
+Subcommands live in their own modules (`cli/cmd_*.py`) and are imported only when run, so that
+`partledger --help` stays fast. Conventions for every command: `--json` prints exactly one JSON
+document on stdout and nothing else; exit codes are 0 ok, 1 verification or validation failure,
+2 usage error; errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# command name -> "module:attribute"; each attribute is a click.Command or click.Group
+COMMANDS: dict[str, str] = {
+    "keys": "cli.cmd_keys:keys",
+    "dev": "cli.cmd_dev:dev",
+    "audit": "cli.cmd_audit:audit",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        cmd: click.Command = getattr(importlib.import_module(module_name), attr)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="partledger")
+def app() -> None:
+    """partledger: a permissioned ledger of part provenance and material passports."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from cli._output import run_cli
+
+    return run_cli(app, argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Signed transactions: the unit every member writes to the ledger.
+
+Wire form (canonical msgpack map): `{v, chain, kind, body, signer, nonce, sig}`.
+`tx_id = SHA-256(canonical bytes of the map without sig)`; the signature is over
+`TX_SIGN_DOMAIN + tx_id`, so a transaction signature can never be mistaken for a vote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger._codec import check_version, decode, encode
+from ledger._crypto import SigningKey, sha256, verify_batch
+from ledger.errors import DecodeError, VerificationError
+
+TX_VERSION = 1
+TX_SIGN_DOMAIN = b"partledger/tx/v1\x00"
+MAX_TX_BYTES = 256 * 1024
+_FIELDS = frozenset({"v", "chain", "kind", "body", "signer", "nonce", "sig"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transaction:
+    chain: bytes
+    kind: str
+    body: Mapping[str, Any]
+    signer: bytes
+    nonce: int
+    sig: bytes
+    tx_id: bytes = field(default=b"", compare=False)
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @staticmethod
+    def unsigned_map(*, chain: bytes, kind: str, body: Mapping[str, Any], signer: bytes,
+                     nonce: int) -> dict[str, Any]:
+        return {"v": TX_VERSION, "chain": chain, "kind": kind, "body": dict(body),
+                "signer": signer, "nonce": nonce}
+
+    @classmethod
+    def create(cls, key: SigningKey, *, chain: bytes, kind: str, body: Mapping[str, Any],
+               nonce: int) -> Transaction:
+        """Build and sign a transaction with `key` (its public key becomes `signer`)."""
+        unsigned = cls.unsigned_map(chain=chain, kind=kind, body=body, signer=key.public,
+                                    nonce=nonce)
+        tx_id = sha256(encode(unsigned))
+        sig = key.sign(TX_SIGN_DOMAIN + tx_id)
+        return cls._from_map({**unsigned, "sig": sig})
+
+    @classmethod
+    def _from_map(cls, m: Mapping[str, Any]) -> Transaction:
+        unsigned = {k: v for k, v in m.items() if k != "sig"}
+        tx_id = sha256(encode(unsigned))
+        raw = encode(m)
+        return cls(chain=m["chain"], kind=m["kind"], body=m["body"], signer=m["signer"],
+                   nonce=m["nonce"], sig=m["sig"], tx_id=tx_id, raw=raw)
+
+    def to_map(self) -> dict[str, Any]:
+        return {"v": TX_VERSION, "chain": self.chain, "kind": self.kind, "body": dict(self.body),
+                "signer": self.signer, "nonce": self.nonce, "sig": self.sig}
+
+    def encode(self) -> bytes:
+        return self.raw or encode(self.to_map())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Transaction:
+        """Decode wire bytes; checks shape and types, not the signature.
+
+        Raises:
+            DecodeError: malformed, non-canonical, oversized, or of an unknown version.
+        """
+        m = decode(data, max_bytes=MAX_TX_BYTES)
+        return cls.from_obj(m)
+
+    @classmethod
+    def from_obj(cls, m: Any) -> Transaction:
+        if not isinstance(m, dict):
+            raise DecodeError("transaction: expected a map", code="tx_shape")
+        check_version(m, what="transaction", version=TX_VERSION)
+        if set(m) != _FIELDS:
+            missing, extra = _FIELDS - set(m), set(m) - _FIELDS
+            raise DecodeError(f"transaction: fields missing {sorted(missing)} / unknown "
+                              f"{sorted(extra)}", code="tx_shape")
+        _expect(m, "chain", bytes, 32)
+        _expect(m, "signer", bytes, 32)
+        _expect(m, "sig", bytes, 64)
+        if not isinstance(m["kind"], str) or not 0 < len(m["kind"]) <= 64:
+            raise DecodeError("transaction: kind must be a non-empty string", code="tx_shape")
+        if not isinstance(m["body"], dict):
+            raise DecodeError("transaction: body must be a map", code="tx_shape")
+        n = m["nonce"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise DecodeError("transaction: nonce must be a non-negative integer", code="tx_shape")
+        return cls._from_map(m)
+
+    def signing_message(self) -> bytes:
+        return TX_SIGN_DOMAIN + self.tx_id
+
+
+def _expect(m: Mapping[str, Any], name: str, typ: type[bytes], size: int) -> None:
+    v = m[name]
+    if not isinstance(v, typ) or len(v) != size:
+        raise DecodeError(f"transaction: {name} must be {size} bytes", code="tx_shape")
+
+
+def verify_transactions(txs: Sequence[Transaction]) -> list[bool]:
+    """Signature verdict for each transaction, in one batch."""
+    return verify_batch([t.signing_message() for t in txs], [t.sig for t in txs],
+                        [t.signer for t in txs])
+
+
+def require_valid_signatures(txs: Sequence[Transaction]) -> None:
+    """Raises VerificationError naming the first transaction whose signature fails."""
+    for tx, ok in zip(txs, verify_transactions(txs), strict=True):
+        if not ok:
+            raise VerificationError(f"transaction {tx.tx_id.hex()}: bad signature",
+                                    code="bad_tx_signature")
