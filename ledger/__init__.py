@@ -26,6 +26,18 @@ from ledger._crypto import SigningKey as SigningKey
 from ledger._crypto import sha256 as sha256
 from ledger._crypto import verify as verify
 from ledger._crypto import verify_batch as verify_batch
+from ledger._genesis import ConsensusParams as ConsensusParams
+from ledger._genesis import Genesis as Genesis
+from ledger._genesis import Member as Member
+from ledger._home import Home as Home
+from ledger._keyfile import KeyFileInfo as KeyFileInfo
+from ledger._keyfile import key_file_info as key_file_info
+from ledger._keyfile import read_key_file as read_key_file
+from ledger._keyfile import write_key_file as write_key_file
+from ledger._memstate import MemState as MemState
+from ledger._memstate import Overlay as Overlay
+from ledger._store import Store as Store
+from ledger._store import Tip as Tip
 from ledger._tx import Transaction as Transaction
 from ledger._tx import verify_transactions as verify_transactions
 
@@ -35,17 +47,28 @@ __all__ = [
     "Block",
     "BlockContext",
     "BlockHeader",
+    "ConsensusParams",
     "Execution",
+    "Genesis",
+    "Home",
+    "KeyFileInfo",
+    "MemState",
+    "Member",
+    "Overlay",
     "Seal",
     "SigningKey",
     "StateReader",
+    "Store",
+    "Tip",
     "Transaction",
     "TxResult",
     "commit_vote_message",
     "decode",
     "encode",
+    "key_file_info",
     "next_state_root",
     "quorum_size",
+    "read_key_file",
     "sha256",
     "sign_commit",
     "tx_root",
@@ -54,4 +77,5 @@ __all__ = [
     "verify_batch",
     "verify_seal",
     "verify_transactions",
+    "write_key_file",
 ]

@@ -1,0 +1,454 @@
+"""The LevelDB store of one node: blocks, seals, transaction index, application state, tip.
+
+Every block is committed in ONE synced write batch holding the block bytes, its seal, its
+transaction index entries, the application's write set, the state root at its height and the new
+tip. LevelDB applies a batch atomically and `sync=True` makes it durable before `commit_block`
+returns, so after any crash the store holds a prefix of the chain that ends in a complete block.
+
+Key layout (one LevelDB database, prefixes keep the families apart)::
+
+    m/format            store format version (b"1")
+    m/chain             chain id (32 bytes)
+    m/tip               canonical {v, height, hash, state_root}; absent before block 1
+    b/<be64 height>     canonical block bytes
+    c/<be64 height>     canonical seal bytes
+    r/<be64 height>     state root after that height (height 0 = genesis state)
+    h/<block hash>      be64 height (lookup by hash, for block sync)
+    x/<tx id>           be64 height ‖ be32 index in block
+    s/<app key>         application state value
+
+Opening checks the tip: the block, seal and state root at the tip height exist, decode, and agree
+with each other and with the tip record, nothing is stored above the tip, and the chain id is the
+expected one. Anything else is a `StoreError` with a clear message: a node must never start on a
+store it cannot trust.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import plyvel
+
+from ledger._app import EMPTY_ROOT, next_state_root
+from ledger._block import Block, Seal
+from ledger._codec import check_version, decode, encode
+from ledger._genesis import Genesis
+from ledger.errors import DecodeError, StoreError
+
+STORE_FORMAT = b"1"
+TIP_VERSION = 1
+K_FORMAT = b"m/format"
+K_CHAIN = b"m/chain"
+K_TIP = b"m/tip"
+P_BLOCK = b"b/"
+P_SEAL = b"c/"
+P_ROOT = b"r/"
+P_HASH = b"h/"
+P_TX = b"x/"
+P_STATE = b"s/"
+MAX_STATE_KEY_BYTES = 1024
+
+
+def _h(prefix: bytes, height: int) -> bytes:
+    return prefix + struct.pack(">Q", height)
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The last committed block: its height, hash and the state root after it."""
+
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+
+class Store:
+    """One node's ledger database. Use `Store.open(...)`; close it (or use `with`)."""
+
+    def __init__(self, db: Any, path: Path, *, chain_id: bytes | None, read_only: bool,
+                 paranoid: bool) -> None:
+        self._db = db
+        self.path = path
+        self._chain_id = chain_id
+        self.read_only = read_only
+        self.paranoid = paranoid
+        self._tip: Tip | None = None
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, genesis: Genesis | None = None,
+             chain_id: bytes | None = None, create: bool = False, read_only: bool = False,
+             paranoid: bool = False) -> Store:
+        """Open the store at `path` and check its tip.
+
+        Args:
+            genesis / chain_id: the chain the store must belong to (either; both must agree).
+            create: create an empty database when none exists; it must then be initialised
+                with `init(genesis_writes)` before blocks are committed.
+            read_only: refuse every write through this handle (auditors, queries).
+            paranoid: LevelDB paranoid checks on open plus checksum verification on every read
+                (audit replay uses this, so damaged data files fail cleanly).
+
+        Raises:
+            StoreError: missing, locked, corrupted, inconsistent, or of another chain.
+        """
+        p = Path(path)
+        if genesis is not None:
+            if chain_id is not None and chain_id != genesis.chain_id:
+                raise StoreError("chain_id and genesis disagree", code="store_chain_mismatch")
+            chain_id = genesis.chain_id
+        exists = (p / "CURRENT").exists()
+        if not exists and not create:
+            raise StoreError(f"no ledger store at {p} (initialise the home first)",
+                             code="store_missing")
+        if create and read_only:
+            raise StoreError("cannot create a store read-only", code="store_usage")
+        if not exists:
+            p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            db = plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid)
+        except plyvel.IOError as exc:
+            msg = str(exc)
+            if "lock" in msg.lower():
+                raise StoreError(f"store {p} is in use by another process (is a node running "
+                                 "on this home?)", code="store_locked") from exc
+            raise StoreError(f"cannot open store {p}: {msg}", code="store_io") from exc
+        except plyvel.CorruptionError as exc:
+            raise StoreError(f"store {p} is corrupted: {exc}", code="store_corrupt") from exc
+        except plyvel.Error as exc:
+            raise StoreError(f"cannot open store {p}: {exc}", code="store_io") from exc
+        store = cls(db, p, chain_id=chain_id, read_only=read_only, paranoid=paranoid)
+        try:
+            store._check_open(expected_chain=chain_id, create=create)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check_open(self, *, expected_chain: bytes | None, create: bool) -> None:
+        fmt = self._get(K_FORMAT)
+        stored_chain = self._get(K_CHAIN)
+        if fmt is None and stored_chain is None:
+            if create:
+                return  # a fresh database, waiting for init()
+            raise StoreError(f"store {self.path} was never initialised", code="store_uninit")
+        if fmt != STORE_FORMAT:
+            raise StoreError(f"store {self.path} has format {fmt!r}, this program reads "
+                             f"{STORE_FORMAT!r}", code="store_version")
+        if stored_chain is None or len(stored_chain) != 32:
+            raise StoreError(f"store {self.path} has no valid chain id", code="store_inconsistent")
+        if expected_chain is not None and stored_chain != expected_chain:
+            raise StoreError(f"store {self.path} belongs to chain {stored_chain.hex()[:16]}…, "
+                             f"not {expected_chain.hex()[:16]}… of this genesis",
+                             code="store_chain_mismatch")
+        self._chain_id = stored_chain
+        root0 = self._get(_h(P_ROOT, 0))
+        if root0 is None or len(root0) != 32:
+            raise StoreError(f"store {self.path} lacks its genesis state root",
+                             code="store_inconsistent")
+        raw_tip = self._get(K_TIP)
+        if raw_tip is None:
+            if self._get(_h(P_BLOCK, 1)) is not None:
+                raise StoreError(f"store {self.path} holds block 1 but no tip",
+                                 code="store_inconsistent")
+            return
+        tip = self._decode_tip(raw_tip)
+        h = tip.height
+        raw_block, raw_seal, root = (self._get(_h(P_BLOCK, h)), self._get(_h(P_SEAL, h)),
+                                     self._get(_h(P_ROOT, h)))
+        if raw_block is None or raw_seal is None or root is None:
+            raise StoreError(f"store {self.path}: tip {h} lacks its block, seal or state root",
+                             code="store_inconsistent")
+        try:
+            block, seal = Block.decode(raw_block), Seal.decode(raw_seal)
+        except DecodeError as exc:
+            raise StoreError(f"store {self.path}: tip block {h} does not decode: {exc}",
+                             code="store_inconsistent") from exc
+        if (block.height != h or block.hash != tip.block_hash or seal.height != h
+                or seal.block_hash != tip.block_hash or root != tip.state_root
+                or block.header.state_root != root or block.header.chain != stored_chain):
+            raise StoreError(f"store {self.path}: tip {h} record, block, seal and state root "
+                             "disagree", code="store_inconsistent")
+        if self._get(_h(P_BLOCK, h + 1)) is not None or self._get(_h(P_ROOT, h + 1)) is not None:
+            raise StoreError(f"store {self.path}: data above the tip {h}",
+                             code="store_inconsistent")
+        self._tip = tip
+
+    def _decode_tip(self, raw: bytes) -> Tip:
+        try:
+            m = decode(raw)
+            if not isinstance(m, dict) or set(m) != {"v", "height", "hash", "state_root"}:
+                raise DecodeError("tip: malformed", code="tip_shape")
+            check_version(m, what="tip", version=TIP_VERSION)
+            h, bh, sr = m["height"], m["hash"], m["state_root"]
+            if not (isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                    and isinstance(bh, bytes) and len(bh) == 32
+                    and isinstance(sr, bytes) and len(sr) == 32):
+                raise DecodeError("tip: malformed fields", code="tip_shape")
+        except DecodeError as exc:
+            raise StoreError(f"store {self.path}: tip record is unreadable ({exc})",
+                             code="store_inconsistent") from exc
+        return Tip(h, bh, sr)
+
+    # -- low level ---------------------------------------------------------------------------
+    def _get(self, key: bytes) -> bytes | None:
+        self._check_usable()
+        try:
+            v: bytes | None = self._db.get(key, verify_checksums=self.paranoid)
+        except plyvel.CorruptionError as exc:
+            raise StoreError(f"store {self.path} is corrupted: {exc}",
+                             code="store_corrupt") from exc
+        except plyvel.Error as exc:
+            raise StoreError(f"store {self.path}: read failed: {exc}", code="store_io") from exc
+        return v
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed", code="store_closed")
+
+    def _check_writable(self) -> None:
+        self._check_usable()
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only", code="store_read_only")
+
+    def _iter(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self._check_usable()
+        try:
+            it = self._db.iterator(prefix=prefix, verify_checksums=self.paranoid)
+            with it:
+                yield from it
+        except plyvel.CorruptionError as exc:
+            raise StoreError(f"store {self.path} is corrupted: {exc}",
+                             code="store_corrupt") from exc
+        except plyvel.Error as exc:
+            raise StoreError(f"store {self.path}: read failed: {exc}", code="store_io") from exc
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def chain_id(self) -> bytes:
+        if self._chain_id is None:
+            raise StoreError("store has no chain id yet", code="store_uninit")
+        return self._chain_id
+
+    @property
+    def initialised(self) -> bool:
+        return self._get(_h(P_ROOT, 0)) is not None
+
+    def tip(self) -> Tip | None:
+        """The last committed block, or None before block 1."""
+        self._check_usable()
+        return self._tip
+
+    @property
+    def height(self) -> int:
+        """Height of the tip, 0 before block 1."""
+        return self._tip.height if self._tip else 0
+
+    def head(self) -> Tip:
+        """Like `tip()`, but before block 1 returns height 0 with the chain id as hash (what
+        block 1's `prev_hash` must be) and the genesis state root."""
+        if self._tip is not None:
+            return self._tip
+        root0 = self.state_root(0)
+        if root0 is None:
+            raise StoreError(f"store {self.path} was never initialised", code="store_uninit")
+        return Tip(0, self.chain_id, root0)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        """The application state value under `key` (a `StateReader`)."""
+        return self._get(P_STATE + key)
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Application state entries whose key starts with `prefix`, in key order."""
+        n = len(P_STATE)
+        for k, v in self._iter(P_STATE + prefix):
+            yield k[n:], v
+
+    def block_raw(self, height: int) -> bytes | None:
+        return self._get(_h(P_BLOCK, height)) if height >= 1 else None
+
+    def block(self, height: int) -> Block | None:
+        raw = self.block_raw(height)
+        return None if raw is None else self._decode(Block.decode, raw, f"block {height}")
+
+    def seal_raw(self, height: int) -> bytes | None:
+        return self._get(_h(P_SEAL, height)) if height >= 1 else None
+
+    def seal(self, height: int) -> Seal | None:
+        raw = self.seal_raw(height)
+        return None if raw is None else self._decode(Seal.decode, raw, f"seal {height}")
+
+    def state_root(self, height: int) -> bytes | None:
+        return self._get(_h(P_ROOT, height)) if height >= 0 else None
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._get(P_HASH + block_hash)
+        return None if raw is None else int(struct.unpack(">Q", raw)[0])
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """(height, index in block) of a committed transaction, or None."""
+        raw = self._get(P_TX + tx_id)
+        if raw is None:
+            return None
+        if len(raw) != 12:
+            raise StoreError(f"store {self.path}: tx index entry for {tx_id.hex()} is malformed",
+                             code="store_corrupt")
+        h, i = struct.unpack(">QI", raw)
+        return int(h), int(i)
+
+    def _decode(self, fn: Any, raw: bytes, what: str) -> Any:
+        try:
+            return fn(raw)
+        except DecodeError as exc:
+            raise StoreError(f"store {self.path}: {what} does not decode: {exc}",
+                             code="store_corrupt") from exc
+
+    # -- writes ------------------------------------------------------------------------------
+    def init(self, genesis_writes: Mapping[bytes, bytes | None], *,
+             chain_id: bytes | None = None) -> bytes:
+        """Commit the height-0 state (the application's genesis writes) and the chain id, in one
+        synced batch. Returns the genesis state root.
+
+        Raises:
+            StoreError: the store is already initialised or no chain id is known.
+        """
+        self._check_writable()
+        cid = chain_id or self._chain_id
+        if cid is None or len(cid) != 32:
+            raise StoreError("init needs the chain id (open with genesis= or pass chain_id=)",
+                             code="store_usage")
+        if self._get(K_CHAIN) is not None:
+            raise StoreError(f"store {self.path} is already initialised", code="store_exists")
+        root0 = next_state_root(EMPTY_ROOT, genesis_writes)
+        with self._batch() as wb:
+            _put_writes(wb, genesis_writes)
+            wb.put(_h(P_ROOT, 0), root0)
+            wb.put(K_CHAIN, cid)
+            wb.put(K_FORMAT, STORE_FORMAT)
+        self._chain_id = cid
+        return root0
+
+    def commit_block(self, block: Block, seal: Seal,
+                     writes: Mapping[bytes, bytes | None]) -> Tip:
+        """Append `block` with its `seal` and the state `writes` it produced, durably.
+
+        The caller has verified the seal's signatures and executed the block; this checks that
+        the pieces fit the store (next height, hash link, chain, seal names this block, the
+        header's state root follows from `writes`) so a bug upstream cannot corrupt the store.
+
+        Raises:
+            StoreError: the block does not extend the tip, or its parts disagree.
+        """
+        self._check_writable()
+        head = self.head()
+        h = block.header
+        if h.height != head.height + 1:
+            raise StoreError(f"block {h.height} does not follow the tip {head.height}",
+                             code="store_not_next")
+        if h.chain != self.chain_id:
+            raise StoreError(f"block {h.height} is for another chain", code="store_wrong_chain")
+        if h.prev_hash != head.block_hash:
+            raise StoreError(f"block {h.height}: prev_hash does not match block {head.height}",
+                             code="store_bad_link")
+        bhash = block.hash
+        if seal.height != h.height or seal.block_hash != bhash:
+            raise StoreError(f"block {h.height}: the seal is for another block",
+                             code="store_bad_seal")
+        root = next_state_root(head.state_root, writes)
+        if root != h.state_root:
+            raise StoreError(f"block {h.height}: header state root does not follow from its "
+                             "write set", code="store_bad_state_root")
+        index_entries = []
+        for i, tx in enumerate(block.txs):
+            if self._get(P_TX + tx.tx_id) is not None:
+                raise StoreError(f"block {h.height}: transaction {tx.tx_id.hex()} is already "
+                                 "committed", code="store_duplicate_tx")
+            index_entries.append((P_TX + tx.tx_id, struct.pack(">QI", h.height, i)))
+        tip = Tip(h.height, bhash, root)
+        with self._batch() as wb:
+            wb.put(_h(P_BLOCK, h.height), block.encode())
+            wb.put(_h(P_SEAL, h.height), seal.encode())
+            wb.put(_h(P_ROOT, h.height), root)
+            wb.put(P_HASH + bhash, struct.pack(">Q", h.height))
+            for k, v in index_entries:
+                wb.put(k, v)
+            _put_writes(wb, writes)
+            wb.put(K_TIP, encode({"v": TIP_VERSION, "height": tip.height,
+                                  "hash": tip.block_hash, "state_root": tip.state_root}))
+        self._tip = tip
+        return tip
+
+    def _batch(self) -> _SyncedBatch:
+        return _SyncedBatch(self)
+
+    def compact(self) -> None:
+        """Compact the whole database (moves log contents into table files)."""
+        self._check_writable()
+        self._db.compact_range()
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class _SyncedBatch:
+    """A LevelDB write batch written with sync=True on success and dropped on any exception."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._wb: Any = None
+
+    def __enter__(self) -> Any:
+        self._wb = self._store._db.write_batch(sync=True)
+        return self._wb
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._wb.clear()
+            return
+        try:
+            self._wb.write()
+        except plyvel.Error as e:
+            raise StoreError(f"store {self._store.path}: write failed: {e}",
+                             code="store_io") from e
+
+
+def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
+    for k in sorted(writes):
+        if not isinstance(k, bytes) or not 0 < len(k) <= MAX_STATE_KEY_BYTES:
+            raise StoreError(f"state key {k!r} must be 1-{MAX_STATE_KEY_BYTES} bytes",
+                             code="store_bad_key")
+        v = writes[k]
+        if v is None:
+            wb.delete(P_STATE + k)
+        elif isinstance(v, bytes):
+            wb.put(P_STATE + k, v)
+        else:
+            raise StoreError(f"state value for {k!r} must be bytes or None", code="store_bad_key")
+
+
+def store_exists(path: str | Path) -> bool:
+    return os.path.exists(os.path.join(path, "CURRENT"))
+

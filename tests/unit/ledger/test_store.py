@@ -1,0 +1,156 @@
+"""The LevelDB store: one synced batch per block, tip checks on open, clear refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from ledger import Block, Store, encode
+from ledger._chain import ChainBuilder, init_store, seal_block
+from ledger.errors import StoreError
+from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium
+
+
+def test_Store_commit_and_read_back(tmp_path: Path) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=5, txs=6) as s:
+        tip = s.tip()
+        assert tip is not None and tip.height == 5 and s.height == 5
+        b3 = s.block(3)
+        assert b3 is not None and b3.height == 3
+        assert s.block_raw(3) == b3.encode()
+        seal = s.seal(3)
+        assert seal is not None and seal.block_hash == b3.hash
+        assert s.state_root(3) == b3.header.state_root
+        assert s.height_of(b3.hash) == 3
+        for i, tx in enumerate(b3.txs):
+            assert s.tx_location(tx.tx_id) == (3, i)
+        assert s.tx_location(b"\0" * 32) is None
+        assert s.block(6) is None and s.block(0) is None
+        kv = dict(s.iter_prefix(b"kv/"))
+        assert kv and all(k.startswith(b"kv/") for k in kv)
+        assert s.get(next(iter(kv))) == kv[next(iter(kv))]
+    # reopen: tip survives, chain matches
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:
+        assert s2.tip() == tip
+
+
+def test_Store_head_before_block_one(tmp_path: Path) -> None:
+    c = make_consortium()
+    with init_store(tmp_path / "db", c.genesis, KVApp()) as s:
+        assert s.tip() is None and s.height == 0
+        head = s.head()
+        assert head.height == 0 and head.block_hash == c.genesis.chain_id
+        assert s.get(b"org/" + c.orgs[0].public) == b"m0"
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:
+        assert s.tip() is None
+
+
+def test_Store_refuses_missing_uninitialised_and_other_chain(tmp_path: Path) -> None:
+    c = make_consortium()
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "none")
+    assert e.value.code == "store_missing"
+    Store.open(tmp_path / "empty", create=True).close()
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "empty")
+    assert e.value.code == "store_uninit"
+    build_kv_chain(tmp_path / "db", c, blocks=1, txs=1).close()
+    other = make_consortium(seed=99)
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "db", genesis=other.genesis)
+    assert e.value.code == "store_chain_mismatch"
+
+
+def test_Store_refuses_a_second_opener(tmp_path: Path) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=1, txs=1), pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "db")
+    assert e.value.code == "store_locked"
+
+
+def test_Store_commit_block_refuses_bad_blocks(tmp_path: Path) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=2, txs=3) as s:
+        b = ChainBuilder(s, c.genesis, KVApp(), c.nodes)
+        good = b.append([])  # empty block 3
+        tip = s.tip()
+        blk3 = s.block(3)
+        assert blk3 == good
+        seal3 = s.seal(3)
+        assert seal3 is not None
+        # replaying block 3 again: not the next height
+        with pytest.raises(StoreError) as e:
+            s.commit_block(good, seal3, {})
+        assert e.value.code == "store_not_next"
+        # a block 4 with a wrong prev_hash, a wrong state root, a seal for another block
+        hdr = dataclasses.replace(good.header, height=4, prev_hash=b"\1" * 32)
+        blk = Block(header=hdr, txs=())
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), {})
+        assert e.value.code == "store_bad_link"
+        hdr = dataclasses.replace(good.header, height=4, prev_hash=good.hash)
+        blk = Block(header=hdr, txs=())
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), {})
+        assert e.value.code == "store_bad_state_root"
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal3, {})
+        assert e.value.code == "store_bad_seal"
+        assert s.tip() == tip and s.block(4) is None
+
+
+def test_Store_read_only_refuses_writes(tmp_path: Path) -> None:
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=1, txs=2).close()
+    with Store.open(tmp_path / "db", read_only=True, paranoid=True) as s:
+        blk = s.block(1)
+        seal = s.seal(1)
+        assert blk is not None and seal is not None
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal, {})
+        assert e.value.code == "store_read_only"
+    with pytest.raises(StoreError):
+        s.block(1)
+
+
+def _raw_edit(path: Path, puts: dict[bytes, bytes | None]) -> None:
+    db = plyvel.DB(str(path))
+    for k, v in puts.items():
+        if v is None:
+            db.delete(k)
+        else:
+            db.put(k, v)
+    db.close()
+
+
+@pytest.mark.parametrize("edit", ["no_seal", "no_block", "no_root", "bad_tip", "above_tip",
+                                  "tip_hash", "no_chain", "format"])
+def test_Store_open_refuses_inconsistent_tip(tmp_path: Path, edit: str) -> None:
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=3, txs=2).close()
+    h3 = struct.pack(">Q", 3)
+    h4 = struct.pack(">Q", 4)
+    with Store.open(tmp_path / "db") as s:
+        blk3 = s.block_raw(3)
+        tip = s.tip()
+    assert blk3 is not None and tip is not None
+    edits: dict[str, dict[bytes, bytes | None]] = {
+        "no_seal": {b"c/" + h3: None},
+        "no_block": {b"b/" + h3: None},
+        "no_root": {b"r/" + h3: None},
+        "bad_tip": {b"m/tip": b"\x01"},
+        "above_tip": {b"b/" + h4: blk3},
+        "tip_hash": {b"m/tip": encode({"v": 1, "height": 3, "hash": b"\0" * 32,
+                                       "state_root": tip.state_root})},
+        "no_chain": {b"m/chain": None},
+        "format": {b"m/format": b"9"},
+    }
+    _raw_edit(tmp_path / "db", edits[edit])
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "db", genesis=c.genesis)
+    assert e.value.code in ("store_inconsistent", "store_version")
