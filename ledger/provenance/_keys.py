@@ -1,0 +1,109 @@
+"""State key layout of the provenance application (inside the store's state family).
+
+Records (the state proper)::
+
+    org/<org>                 organisation {name, roles, key, active}
+    agent/<pubkey>            agent {org, active}
+    nonce/<pubkey>            last nonce used by the signer (int)
+    meta/prefixes             {gs1 company prefix: org} claims
+    meta/seq                  number of events recorded (int)
+    obj/<idkey>               current state of an object (see _app.py)
+    ev/<eventID>              an event as recorded {k, b, org, tx, h, t, seq, tm}
+    ed/<eventID>              its error declaration, if any (history is never changed)
+    es/<seq:8>                eventID of the seq-th event (ledger order)
+    tf/<transformationID>     {in, out} keys of all events sharing a transformationID
+    cp/<proposalId>           custody/ownership proposal
+    pp/<passportId>           passport (current version);  ph/<passportId>\\0<ver:4> history
+    at/<certId>               attestation;  qn/<noticeId> quality notice
+
+Genealogy and lookup indexes (written in the same block write set; `index=False` skips them)::
+
+    g/df/<out>\\0<in>   derived-from (trace back)      g/dt/<in>\\0<out>   derived-to
+    g/ci/<child>\\0<p>  contained-in [[from,to],...]    g/co/<p>\\0<child>  contains
+    g/cf/<child>\\0<p>  component-of [[from,to],...]    g/cp/<p>\\0<child>  has-component
+    g/su/<new>\\0<old>  passport successor-of           g/pr/<old>\\0<new>  predecessor-of
+    g/at/<subject>\\0<certId>   attestations of a subject
+    g/qn/<idkey>\\0<noticeId>   quality notices naming an object
+    xe/<idkey>\\0<seq:8>        events naming an object (MATCH_anyEPC)
+"""
+
+from __future__ import annotations
+
+SEP = b"\x00"
+
+
+def org(name: str) -> bytes:
+    return b"org/" + name.encode()
+
+
+def agent(pub: bytes) -> bytes:
+    return b"agent/" + pub
+
+
+def nonce(pub: bytes) -> bytes:
+    return b"nonce/" + pub
+
+
+PREFIXES = b"meta/prefixes"
+SEQ = b"meta/seq"
+
+
+def obj(key: str) -> bytes:
+    return b"obj/" + key.encode()
+
+
+def event(eid: str) -> bytes:
+    return b"ev/" + eid.encode()
+
+
+def declaration(eid: str) -> bytes:
+    return b"ed/" + eid.encode()
+
+
+def seq(n: int) -> bytes:
+    return b"es/" + n.to_bytes(8, "big")
+
+
+def transformation(tid: str) -> bytes:
+    return b"tf/" + tid.encode()
+
+
+def proposal(pid: str) -> bytes:
+    return b"cp/" + pid.encode()
+
+
+def passport(pid: str) -> bytes:
+    return b"pp/" + pid.encode()
+
+
+def passport_history(pid: str, ver: int) -> bytes:
+    return b"ph/" + pid.encode() + SEP + ver.to_bytes(4, "big")
+
+
+def attestation(cid: str) -> bytes:
+    return b"at/" + cid.encode()
+
+
+def notice(nid: str) -> bytes:
+    return b"qn/" + nid.encode()
+
+
+def edge(rel: bytes, a: str, b: str) -> bytes:
+    return b"g/" + rel + b"/" + a.encode() + SEP + b.encode()
+
+
+def edge_prefix(rel: bytes, a: str) -> bytes:
+    return b"g/" + rel + b"/" + a.encode() + SEP
+
+
+def obj_event(key: str, n: int) -> bytes:
+    return b"xe/" + key.encode() + SEP + n.to_bytes(8, "big")
+
+
+def obj_event_prefix(key: str) -> bytes:
+    return b"xe/" + key.encode() + SEP
+
+
+def tail(k: bytes) -> str:
+    """The part of an edge key after the separator."""
+    return k[k.index(SEP) + 1:].decode()
