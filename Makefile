@@ -28,6 +28,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check ledger consensus p2p cli tests bench
+	$(BIN)/python -m mypy.stubtest ledger._native
 
 typecheck: venv
 	$(BIN)/mypy

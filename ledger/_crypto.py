@@ -1,8 +1,9 @@
 """Ed25519 keys, signing, and the single verification API of the whole project.
 
 Every signature check — transactions, commit seals, consensus votes, audit replay — goes through
-`verify` or `verify_batch`, so that the rule (libsodium's strict verification) and the backend
-(Rust extension or pure-Python twin, see `ledger._accel`) are the same everywhere.
+`verify` or `verify_batch`, so that the rule (libsodium's strict verification, see
+docs/signatures.md) and the backend (Rust extension or pure-Python twin, see `ledger._accel`)
+are the same everywhere.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from dataclasses import dataclass
 
 import nacl.signing
 
-from ledger import _native_py
-from ledger._accel import backend
+from ledger import _accel
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
-
-_verify_batch = getattr(backend, "verify_batch", _native_py.verify_batch)
 
 
 def sha256(data: bytes) -> bytes:
@@ -27,7 +25,8 @@ def sha256(data: bytes) -> bytes:
 
 
 def sha256_batch(items: Sequence[bytes]) -> list[bytes]:
-    return list(backend.sha256_batch(list(items)))
+    """SHA-256 of each item, in order (in parallel on the native backend)."""
+    return list(_accel.backend.sha256_batch(items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +55,35 @@ class SigningKey:
 
 
 def verify(message: bytes, signature: bytes, public_key: bytes) -> bool:
-    """True when `signature` is a strictly valid Ed25519 signature of `message` by `public_key`."""
-    return verify_batch([message], [signature], [public_key])[0]
+    """True when `signature` is a strictly valid Ed25519 signature of `message` by `public_key`.
+
+    Args:
+        message: the signed bytes.
+        signature: 64 bytes `R ‖ S`; any other length is simply invalid.
+        public_key: 32 bytes; any other length is simply invalid.
+
+    Returns:
+        libsodium's strict verdict, identical on both backends.
+
+    Raises:
+        TypeError: an argument is not `bytes`.
+    """
+    return bool(_accel.backend.verify(message, signature, public_key))
 
 
 def verify_batch(messages: Sequence[bytes], signatures: Sequence[bytes],
                  public_keys: Sequence[bytes]) -> list[bool]:
-    """One verdict per signature, identical whichever backend is in use."""
-    if not (len(messages) == len(signatures) == len(public_keys)):
+    """One verdict per signature, in order, identical whichever backend is in use.
+
+    The native backend releases the GIL and checks the signatures one by one on all cores
+    (no batch equation, which could accept more than the strict rule).
+
+    Raises:
+        ValueError: the three sequences differ in length.
+        TypeError: an item is not `bytes`.
+    """
+    if not len(messages) == len(signatures) == len(public_keys):
         raise ValueError("verify_batch: messages, signatures and public_keys differ in length")
     if not messages:
         return []
-    return list(_verify_batch(list(messages), list(signatures), list(public_keys)))
+    return list(_accel.backend.verify_batch(messages, signatures, public_keys))

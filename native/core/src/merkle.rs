@@ -3,10 +3,9 @@
 //! The tree over n leaves splits at the largest power of two below n; computing it bottom-up
 //! while carrying an unpaired last node up unchanged yields exactly the same root.
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::{Hash, PARALLEL_MIN_ITEMS};
+use crate::{pool, Hash, PARALLEL_MIN_ITEMS};
 
 pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
@@ -25,11 +24,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 
 /// Leaf hashes of raw leaf data, in parallel for large inputs.
 pub fn leaf_hashes(leaves: &[&[u8]]) -> Vec<Hash> {
-    if leaves.len() >= PARALLEL_MIN_ITEMS {
-        leaves.par_iter().map(|d| leaf_hash(d)).collect()
-    } else {
-        leaves.iter().map(|d| leaf_hash(d)).collect()
-    }
+    pool::map_indexed(leaves.len(), PARALLEL_MIN_ITEMS, |i| leaf_hash(leaves[i]))
 }
 
 /// Root over already-computed leaf hashes.
@@ -39,16 +34,9 @@ pub fn root_from_leaf_hashes(mut level: Vec<Hash>) -> Hash {
     }
     while level.len() > 1 {
         let pairs = level.len() / 2;
-        let mut next: Vec<Hash> = if pairs >= PARALLEL_MIN_ITEMS {
-            (0..pairs)
-                .into_par_iter()
-                .map(|i| node_hash(&level[2 * i], &level[2 * i + 1]))
-                .collect()
-        } else {
-            (0..pairs)
-                .map(|i| node_hash(&level[2 * i], &level[2 * i + 1]))
-                .collect()
-        };
+        let mut next: Vec<Hash> = pool::map_indexed(pairs, PARALLEL_MIN_ITEMS, |i| {
+            node_hash(&level[2 * i], &level[2 * i + 1])
+        });
         if level.len() % 2 == 1 {
             next.push(level[level.len() - 1]);
         }
