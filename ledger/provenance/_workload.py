@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger._crypto import SigningKey
 from ledger.provenance._ids import gs1_check_digit
 from ledger.provenance._passport import seal_attribute
 from ledger.provenance._vocab import PERMISSIONS
 
 BASE_TIME = datetime(2025, 1, 6, 6, 0, tzinfo=UTC)
-Step = tuple[int, str, dict[str, Any]]
+Signer = int | SigningKey
+Step = tuple[Signer, str, dict[str, Any]]
 
 
 def members_of(consortium: Any) -> list[Any]:
@@ -110,6 +112,20 @@ class WorkloadModel:
         self.events.append(e["eventID"])
         return e
 
+    def signer(self, index: int) -> Signer:
+        """The member's org key when the consortium carries keys (DevConsortium), else its
+        index in the member list."""
+        k = getattr(self.members[index], "org", None)
+        return k if isinstance(k, SigningKey) else index
+
+    def org_key(self, index: int) -> bytes | None:
+        m = self.members[index]
+        k = getattr(m, "org", None)
+        if isinstance(k, SigningKey):
+            return k.public
+        pub = getattr(m, "org_key", None)
+        return pub if isinstance(pub, bytes) else None
+
     def rand_bytes(self, n: int) -> bytes:
         return self.rng.getrandbits(8 * n).to_bytes(n, "big")
 
@@ -129,17 +145,17 @@ def synthetic_workload(rng: random.Random, consortium: Any, n_txs: int) -> Itera
     for a in m.actors:
         if produced >= n_txs:
             return
-        yield a.index, "PrefixClaim", {"prefix": a.cp}
+        yield m.signer(a.index), "PrefixClaim", {"prefix": a.cp}
         produced += 1
     while produced < n_txs:
-        for step in _one(m):
+        for idx, kind, body in _one(m):
             if produced >= n_txs:
                 return
-            yield step
+            yield m.signer(idx), kind, body
             produced += 1
 
 
-def _one(m: WorkloadModel) -> list[Step]:
+def _one(m: WorkloadModel) -> list[tuple[int, str, dict[str, Any]]]:
     rng = m.rng
     a = rng.choice(m.actors)
     a.counter += 1
@@ -236,8 +252,8 @@ def _one(m: WorkloadModel) -> list[Step]:
         a.free.append(prod)
         pid = f"pp-{m.run}-{a.name}-{n}"
         a.passports.append(pid)
-        partners = {x.name: m.members[x.index].org_key for x in m.actors
-                    if x is not a and hasattr(m.members[x.index], "org_key")}
+        partners = {x.name: pub for x in m.actors
+                    if x is not a and (pub := m.org_key(x.index)) is not None}
         attrs: list[dict[str, Any]] = [
             {"path": "manufacturer", "tier": "public", "value": a.name},
             {"path": "carbonFootprint.kgCO2e", "tier": "public",
