@@ -170,3 +170,126 @@ def build_chain(store: Store, genesis: Genesis, app: Application,
     """Append one block per batch of transaction specs (see `ChainBuilder.append_specs`)."""
     b = ChainBuilder(store, genesis, app, validator_keys, first_nonce=first_nonce)
     return [b.append_specs(batch) for batch in tx_batches]
+
+
+# -- dev consortia -----------------------------------------------------------------------------
+
+DEV_MEMBER_NAMES = ("acme-motors", "bolt-components", "cellworks", "circular-metals")
+DEV_ROLES = (("validator", "member", "authority"), ("validator", "member", "certifier"),
+             ("validator", "member"), ("validator", "member", "recycler"))
+DEV_GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: fixed, so a seed fixes a chain
+
+
+@dataclass(frozen=True, slots=True)
+class DevMember:
+    name: str
+    org: SigningKey
+    node: SigningKey
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DevConsortium:
+    """A generated consortium: its genesis and every member's private keys (dev and tests)."""
+
+    genesis: Genesis
+    members: tuple[DevMember, ...]
+
+    @property
+    def validator_keys(self) -> list[SigningKey]:
+        vset = set(self.genesis.validators)
+        return [m.node for m in self.members if m.node.public in vset]
+
+    @classmethod
+    def generate(cls, rng: Any, *, n: int = 4, chain_name: str = "dev-chain",
+                 base_port: int = 7100, genesis_time_ms: int = DEV_GENESIS_TIME_MS,
+                 consensus: Any = None) -> DevConsortium:
+        """`n` members (names and roles from DEV_MEMBER_NAMES/DEV_ROLES, cycling), keys drawn
+        from `rng` (a `random.Random`), all validators."""
+        from ledger._genesis import ConsensusParams, Member
+
+        members = []
+        for i in range(n):
+            name = DEV_MEMBER_NAMES[i % len(DEV_MEMBER_NAMES)]
+            if i >= len(DEV_MEMBER_NAMES):
+                name = f"{name}-{i}"
+            members.append(DevMember(name, SigningKey(rng.randbytes(32)),
+                                     SigningKey(rng.randbytes(32)), DEV_ROLES[i % len(DEV_ROLES)]))
+        genesis = Genesis.create(
+            chain_name=chain_name, genesis_time_ms=genesis_time_ms,
+            members=[Member(name=m.name, org_key=m.org.public, node_key=m.node.public,
+                            addresses=(f"/ip4/127.0.0.1/tcp/{base_port + i}",), roles=m.roles)
+                     for i, m in enumerate(members)],
+            consensus=consensus or ConsensusParams())
+        return cls(genesis, tuple(members))
+
+
+@dataclass
+class DevChainSummary:
+    home: Any
+    chain_id: bytes
+    height: int
+    txs: int
+    rejected: int
+    state_root: bytes
+
+
+def build_dev_chain(out: Any, consortium: DevConsortium, app: Application,
+                    tx_batches: Iterable[Sequence[TxSpec]], *, first_nonce: int = 0,
+                    progress: Any = None) -> DevChainSummary:
+    """Write a node home at `out` holding a sealed chain of one block per batch.
+
+    Layout: `out/genesis.json`, `out/keys/{org,node}.key` (member 0's keys, so `out` is member
+    0's home), `out/consortium/<name>/{org,node}.key` for every member, `out/data/ledger/`.
+    Every block is sealed by all the consortium's validators.
+
+    Raises:
+        ConfigError: `out` exists and is not an empty directory.
+    """
+    from pathlib import Path
+
+    from ledger._home import Home, make_private_dir
+    from ledger._keyfile import write_key_file
+
+    home = Home.at(Path(out))
+    if home.root.exists() and (not home.root.is_dir() or any(home.root.iterdir())):
+        raise ConfigError(f"{home.root} exists and is not empty; choose a new directory",
+                          code="home_exists")
+    home.create_dirs()
+    consortium.genesis.save(home.genesis_path)
+    first = consortium.members[0]
+    write_key_file(home.org_key_path, first.org, label="org")
+    write_key_file(home.node_key_path, first.node, label="node")
+    for m in consortium.members:
+        d = home.root / "consortium" / m.name
+        make_private_dir(d)
+        write_key_file(d / "org.key", m.org, label="org")
+        write_key_file(d / "node.key", m.node, label="node")
+    with init_store(home.ledger_dir, consortium.genesis, app) as store:
+        b = ChainBuilder(store, consortium.genesis, app, consortium.validator_keys,
+                         first_nonce=first_nonce)
+        txs = rejected = 0
+        for batch in tx_batches:
+            r = b.append_specs(batch)
+            txs += len(r.block.txs)
+            rejected += len(r.rejected)
+            if progress is not None:
+                progress(r.block.height, txs)
+        head = store.head()
+    return DevChainSummary(home.root, consortium.genesis.chain_id, head.height, txs, rejected,
+                           head.state_root)
+
+
+def default_application() -> Application:
+    """The consortium's state machine (`ledger.provenance.ProvenanceApp`).
+
+    Raises:
+        ConfigError: the provenance package is not available in this installation.
+    """
+    try:
+        from ledger.provenance import ProvenanceApp
+    except ImportError as exc:
+        raise ConfigError(f"the provenance state machine is not available ({exc})",
+                          code="no_application") from exc
+    app: Application = ProvenanceApp()
+    return app

@@ -55,6 +55,12 @@ P_STATE = b"s/"
 MAX_STATE_KEY_BYTES = 1024
 
 
+def _why(exc: BaseException) -> str:
+    """plyvel errors carry LevelDB's status as bytes; show it as text."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
 def _h(prefix: bytes, height: int) -> bytes:
     return prefix + struct.pack(">Q", height)
 
@@ -115,15 +121,15 @@ class Store:
         try:
             db = plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid)
         except plyvel.IOError as exc:
-            msg = str(exc)
+            msg = _why(exc)
             if "lock" in msg.lower():
                 raise StoreError(f"store {p} is in use by another process (is a node running "
                                  "on this home?)", code="store_locked") from exc
             raise StoreError(f"cannot open store {p}: {msg}", code="store_io") from exc
         except plyvel.CorruptionError as exc:
-            raise StoreError(f"store {p} is corrupted: {exc}", code="store_corrupt") from exc
+            raise StoreError(f"store {p} is corrupted: {_why(exc)}", code="store_corrupt") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"cannot open store {p}: {exc}", code="store_io") from exc
+            raise StoreError(f"cannot open store {p}: {_why(exc)}", code="store_io") from exc
         store = cls(db, p, chain_id=chain_id, read_only=read_only, paranoid=paranoid)
         try:
             store._check_open(expected_chain=chain_id, create=create)
@@ -203,10 +209,10 @@ class Store:
         try:
             v: bytes | None = self._db.get(key, verify_checksums=self.paranoid)
         except plyvel.CorruptionError as exc:
-            raise StoreError(f"store {self.path} is corrupted: {exc}",
+            raise StoreError(f"store {self.path} is corrupted: {_why(exc)}",
                              code="store_corrupt") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {exc}", code="store_io") from exc
+            raise StoreError(f"store {self.path}: read failed: {_why(exc)}", code="store_io") from exc
         return v
 
     def _check_usable(self) -> None:
@@ -225,10 +231,10 @@ class Store:
             with it:
                 yield from it
         except plyvel.CorruptionError as exc:
-            raise StoreError(f"store {self.path} is corrupted: {exc}",
+            raise StoreError(f"store {self.path} is corrupted: {_why(exc)}",
                              code="store_corrupt") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {exc}", code="store_io") from exc
+            raise StoreError(f"store {self.path}: read failed: {_why(exc)}", code="store_io") from exc
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -303,6 +309,15 @@ class Store:
                              code="store_corrupt")
         h, i = struct.unpack(">QI", raw)
         return int(h), int(i)
+
+    def key_counts(self) -> dict[bytes, int]:
+        """Number of keys per two-byte family prefix (b"b/", b"x/", ...), reading every entry
+        of the database (with checksum verification when paranoid): a full integrity scan."""
+        counts: dict[bytes, int] = {}
+        for k, _ in self._iter(b""):
+            fam = k[:2]
+            counts[fam] = counts.get(fam, 0) + 1
+        return counts
 
     def _decode(self, fn: Any, raw: bytes, what: str) -> Any:
         try:
@@ -431,7 +446,7 @@ class _SyncedBatch:
         try:
             self._wb.write()
         except plyvel.Error as e:
-            raise StoreError(f"store {self._store.path}: write failed: {e}",
+            raise StoreError(f"store {self._store.path}: write failed: {_why(e)}",
                              code="store_io") from e
 
 

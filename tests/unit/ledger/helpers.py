@@ -8,7 +8,7 @@ exercise both accepted and rejected transactions without the provenance state ma
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from ledger import (
     Transaction,
     TxResult,
 )
-from ledger._chain import ChainBuilder, TxSpec, init_store
+from ledger._chain import ChainBuilder, DevConsortium, TxSpec, init_store
 
 
 class KVApp:
@@ -115,3 +115,13 @@ def build_kv_chain(path: Path, c: Consortium, *, blocks: int, txs: int, seed: in
     return store
 
 
+def kv_workload(rng: random.Random, consortium: DevConsortium, n: int) -> Iterator[TxSpec]:
+    """A `dev generate` workload for KVApp: puts and deletes by every member."""
+    orgs = [m.org for m in consortium.members]
+    for _ in range(n):
+        k = rng.choice(orgs)
+        key = f"k{rng.randrange(20)}"
+        if rng.random() < 0.2:
+            yield (k, "del", {"key": key})
+        else:
+            yield (k, "put", {"key": key, "value": f"v{rng.randrange(10**6)}"})

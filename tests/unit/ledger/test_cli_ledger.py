@@ -1,0 +1,185 @@
+"""`partledger keys|dev|audit`: one JSON document with --json, agreed exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cli.cmd_audit
+import cli.cmd_dev
+from cli.main import main
+from ledger import Store
+from tests.unit.ledger.helpers import KVApp, kv_workload
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def one_json(out: str) -> Any:
+    return json.loads(out)  # raises unless stdout is exactly one JSON document
+
+
+@pytest.fixture
+def kv_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until the provenance state machine is wired in, run dev/audit on the KV test app."""
+    monkeypatch.setattr(cli.cmd_dev, "default_application", KVApp)
+    monkeypatch.setattr(cli.cmd_dev, "synthetic_workload", lambda: kv_workload)
+    monkeypatch.setattr(cli.cmd_audit, "load_application", KVApp)
+
+
+def test_keys_new_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "org.key"
+    code, out, _ = run(["keys", "new", "--out", str(p), "--json"], capsys)
+    assert code == 0
+    doc = one_json(out)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    code, out, _ = run(["keys", "show", str(p), "--json"], capsys)
+    assert code == 0 and one_json(out)["public_key"] == doc["public_key"]
+    # refuses to overwrite
+    code, out, err = run(["keys", "new", "--out", str(p), "--json"], capsys)
+    assert code == 2 and one_json(out)["code"] == "key_file_exists" and "exists" in err
+    # encrypted
+    monkeypatch.setenv("PL_PASS", "correct horse")
+    e = tmp_path / "enc.key"
+    code, out, _ = run(["keys", "new", "--out", str(e), "--passphrase-env", "PL_PASS", "--json"],
+                       capsys)
+    assert code == 0 and one_json(out)["encrypted"] is True
+    code, out, _ = run(["keys", "show", str(e), "--json"], capsys)
+    assert code == 0 and one_json(out)["secret_checked"] is False
+    code, out, _ = run(["keys", "show", str(e), "--passphrase-env", "PL_PASS", "--json"], capsys)
+    assert code == 0 and one_json(out)["secret_checked"] is True
+    monkeypatch.setenv("PL_PASS", "wrong")
+    code, out, err = run(["keys", "show", str(e), "--passphrase-env", "PL_PASS", "--json"],
+                         capsys)
+    assert code == 2 and one_json(out)["code"] == "passphrase_wrong"
+    assert err.startswith("error: ")
+
+
+@pytest.mark.usefixtures("kv_app")
+def test_dev_generate_replay_export_roundtrip(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    code, out, _ = run(["dev", "generate", "--out", str(home), "--blocks", "5",
+                        "--txs-per-block", "8", "--seed", "3", "--json"], capsys)
+    assert code == 0
+    gen = one_json(out)
+    assert gen["height"] == 5 and gen["txs"] > 0
+    assert (home / "genesis.json").is_file() and (home / "keys" / "node.key").is_file()
+    for m in gen["members"]:
+        assert (home / "consortium" / m / "org.key").is_file()
+    assert stat.S_IMODE(os.stat(home / "keys").st_mode) == 0o700
+    # the home's own keys are member 0's
+    genesis = json.loads((home / "genesis.json").read_text())
+    code, out, _ = run(["keys", "show", str(home / "keys" / "node.key"), "--json"], capsys)
+    assert one_json(out)["public_key"] == genesis["members"][0]["node_key"]
+
+    code, out, _ = run(["audit", "replay", "--home", str(home), "--genesis",
+                        str(home / "genesis.json"), "--json"], capsys)
+    assert code == 0
+    rep = one_json(out)
+    assert rep["ok"] is True and rep["height"] == 5 and rep["txs"] == gen["txs"]
+
+    chain = tmp_path / "chain.plx"
+    code, out, _ = run(["audit", "export", "--home", str(home), "--out", str(chain), "--json"],
+                       capsys)
+    assert code == 0 and one_json(out)["blocks"] == 5
+    code, out, _ = run(["audit", "replay", "--chain", str(chain), "--genesis",
+                        str(home / "genesis.json"), "--json"], capsys)
+    assert code == 0 and one_json(out)["state_root"] == rep["state_root"]
+
+    # a changed byte: exit 1, one JSON document naming a height
+    data = bytearray(chain.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chain.write_bytes(bytes(data))
+    code, out, err = run(["audit", "replay", "--chain", str(chain), "--genesis",
+                          str(home / "genesis.json"), "--json"], capsys)
+    assert code == 1
+    bad = one_json(out)
+    assert bad["ok"] is False and bad["height"] >= 1 and bad["reason"] and bad["code"]
+    assert "replay failed at height" in err
+
+    # same seed, same chain
+    code, out, _ = run(["dev", "generate", "--out", str(tmp_path / "again"), "--blocks", "5",
+                        "--txs-per-block", "8", "--seed", "3", "--json"], capsys)
+    assert one_json(out)["state_root"] == gen["state_root"]
+    # refuses a non-empty directory
+    code, out, _ = run(["dev", "generate", "--out", str(home), "--json"], capsys)
+    assert code == 2 and one_json(out)["code"] == "home_exists"
+
+
+@pytest.mark.usefixtures("kv_app")
+def test_audit_replay_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["audit", "replay", "--json"], capsys)
+    assert code == 2 and one_json(out)["ok"] is False
+    code, out, _ = run(["audit", "replay", "--chain", str(tmp_path / "x"), "--json"], capsys)
+    assert code == 2
+    code, out, _ = run(["audit", "replay", "--home", str(tmp_path / "none"), "--genesis",
+                        str(tmp_path / "none.json"), "--json"], capsys)
+    assert code == 2 and one_json(out)["code"] == "genesis_missing"
+
+
+def _corrupt_files(home: Path, suffix: str, rng: random.Random, flips: int) -> list[Path]:
+    files = sorted((home / "data" / "ledger").glob(f"*.{suffix}"))
+    files = [f for f in files if f.stat().st_size > 0]
+    for f in files:
+        data = bytearray(f.read_bytes())
+        for _ in range(flips):
+            pos = rng.randrange(len(data))
+            data[pos] ^= 1 << rng.randrange(8)
+        f.write_bytes(bytes(data))
+    return files
+
+
+@pytest.mark.usefixtures("kv_app")
+@pytest.mark.parametrize(("suffix", "seed"), [("ldb", 1), ("ldb", 2), ("ldb", 3), ("log", 4),
+                                              ("log", 5)])
+def test_audit_replay_fails_cleanly_on_damaged_store_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, seed: int) -> None:
+    home = tmp_path / "home"
+    code, out, _ = run(["dev", "generate", "--out", str(home), "--blocks", "6",
+                        "--txs-per-block", "10", "--json"], capsys)
+    assert code == 0
+    if suffix == "ldb":
+        with Store.open(home / "data" / "ledger") as s:
+            s.compact()
+    else:  # one more block written after the compaction stays in the log
+        with Store.open(home / "data" / "ledger") as s:
+            s.compact()
+        _append_block(home)
+    files = _corrupt_files(home, suffix, random.Random(seed), flips=8)
+    assert files, f"no .{suffix} files to damage"
+    code, out, err = run(["audit", "replay", "--home", str(home), "--json"], capsys)
+    assert code == 1, out
+    doc = one_json(out)
+    assert doc["ok"] is False and doc["reason"]
+    assert err.startswith("error: ")
+
+
+def _append_block(home: Path) -> None:
+    from ledger import Genesis
+    from ledger._chain import ChainBuilder
+    from ledger._keyfile import read_key_file
+
+    g = Genesis.load(home / "genesis.json")
+    keys = [read_key_file(home / "consortium" / m.name / "node.key") for m in g.members]
+    org = read_key_file(home / "consortium" / g.members[0].name / "org.key")
+    with Store.open(home / "data" / "ledger", genesis=g) as s:
+        b = ChainBuilder(s, g, KVApp(), keys)
+        n = int(s.get(b"nonce/" + org.public) or b"0")
+        b.nonces[org.public] = n
+        b.append_specs([(org, "put", {"key": f"k{i}", "value": "x" * 50}) for i in range(20)])

@@ -1,0 +1,233 @@
+"""Audit replay and the export file: honest chains pass, every kind of damage is named."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import struct
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from ledger import Block, Seal, Store, Transaction
+from ledger._chain import ChainBuilder, make_header, proposer_for, seal_block
+from ledger._export import ExportReader, export_chain
+from ledger._replay import ReplayError, replay_export, replay_store
+from ledger.errors import PartledgerError
+from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium
+
+
+def test_replay_store_and_export_of_honest_chain(tmp_path: Path) -> None:
+    c = make_consortium()
+    seen: list[int] = []
+    with build_kv_chain(tmp_path / "db", c, blocks=6, txs=5) as s:
+        tip = s.tip()
+        rep = replay_store(s, c.genesis, KVApp(), progress=lambda h, n: seen.append(h))
+        summary = export_chain(s, tmp_path / "chain.plx")
+    assert tip is not None
+    assert rep.height == 6 and rep.blocks == 6 and rep.state_root == tip.state_root
+    assert rep.txs > 0 and seen[-1] == 6
+    assert summary.blocks == 6
+    rep2 = replay_export(ExportReader.open(tmp_path / "chain.plx"), c.genesis, KVApp())
+    assert (rep2.height, rep2.txs, rep2.state_root) == (rep.height, rep.txs, rep.state_root)
+
+
+def _rewrite(path: Path, key: bytes, value: bytes) -> None:
+    db = plyvel.DB(str(path))
+    db.put(key, value)
+    db.close()
+
+
+def _h(prefix: bytes, h: int) -> bytes:
+    return prefix + struct.pack(">Q", h)
+
+
+def test_replay_names_a_bad_transaction_signature(tmp_path: Path) -> None:
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=4, txs=3).close()
+    with Store.open(tmp_path / "db") as s:
+        blk = s.block(2)
+    assert blk is not None
+    tx = blk.txs[1]
+    forged = Transaction.from_obj({**tx.to_map(), "sig": bytes(64)})
+    # keep the header consistent so only the signature is wrong
+    txs = (blk.txs[0], forged, *blk.txs[2:])
+    _rewrite(tmp_path / "db", _h(b"b/", 2), Block(header=blk.header, txs=txs).encode())
+    with Store.open(tmp_path / "db") as s, pytest.raises(ReplayError) as e:
+        replay_store(s, c.genesis, KVApp())
+    # the tx_root no longer matches, which is caught first (the header binds the tx bytes)
+    assert e.value.height == 2 and e.value.code == "tx_root"
+
+
+def _append_raw(s: Store, block: Block, seal: Seal, writes: dict[bytes, bytes | None]) -> None:
+    s.commit_block(block, seal, writes)
+
+
+@pytest.mark.parametrize("fault", ["bad_tx_sig", "wrong_state", "short_seal", "rejected_tx", "bad_proposer",
+                                   "time_back", "foreign_seal"])
+def test_replay_names_the_failing_height(tmp_path: Path, fault: str) -> None:
+    c = make_consortium()
+    app = KVApp()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=3) as s:
+        head = s.head()
+        prev_block = s.block(3)
+        assert prev_block is not None
+        b = ChainBuilder(s, c.genesis, app, c.nodes)
+        t = prev_block.header.time_ms + 10
+        proposer = proposer_for(c.genesis, 4)
+        key = c.orgs[0]
+        nonce = int(s.get(b"nonce/" + key.public) or b"0")
+        tx = Transaction.create(key, chain=c.genesis.chain_id, kind="put",
+                                body={"key": "x", "value": "y"}, nonce=nonce)
+        if fault == "rejected_tx":
+            tx = Transaction.create(key, chain=c.genesis.chain_id, kind="del",
+                                    body={"key": "never-set"}, nonce=nonce)
+        if fault == "bad_tx_sig":
+            tx = Transaction.from_obj({**tx.to_map(), "sig": bytes(64)})
+        writes: dict[bytes, bytes | None] = {b"kv/x": b"y", b"nonce/" + key.public: b"9"}
+        if fault == "bad_proposer":
+            proposer = c.orgs[1].public
+        if fault == "time_back":
+            t = prev_block.header.time_ms - 1
+        header = make_header(c.genesis, prev=head, time_ms=t, proposer=proposer, txs=[tx],
+                             writes=writes)
+        block = Block(header=header, txs=(tx,))
+        keys = c.nodes[:2] if fault == "short_seal" else c.nodes[:3]
+        seal = seal_block(c.genesis, block, keys)
+        if fault == "foreign_seal":
+            other = make_consortium(seed=5)
+            vote = seal.votes[0]
+            seal = dataclasses.replace(seal, votes=(*seal.votes[1:], (other.nodes[0].public,
+                                                                      vote[1])))
+        _append_raw(s, block, seal, writes)
+        del b
+        with pytest.raises(ReplayError) as e:
+            replay_store(s, c.genesis, app)
+    expected = {"bad_tx_sig": "bad_tx_signature", "wrong_state": "state_root", "short_seal": "seal_short",
+                "rejected_tx": "tx_rejected:no_such_key", "bad_proposer": "bad_proposer",
+                "time_back": "time", "foreign_seal": "seal_unknown_signer"}[fault]
+    assert e.value.height == 4
+    assert e.value.code == expected
+    if fault in ("rejected_tx", "bad_tx_sig"):
+        assert e.value.tx == tx.tx_id
+
+
+def test_replay_refuses_another_genesis(tmp_path: Path) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=1, txs=1) as s:
+        with pytest.raises(ReplayError) as e:
+            replay_store(s, make_consortium(seed=3).genesis, KVApp())
+        assert e.value.height == 0
+        export_chain(s, tmp_path / "x.plx")
+    with pytest.raises(ReplayError):
+        replay_export(ExportReader.open(tmp_path / "x.plx"), make_consortium(seed=3).genesis,
+                      KVApp())
+
+
+def _replay_file(path: Path, c: object) -> None:
+    from tests.unit.ledger.helpers import Consortium
+    assert isinstance(c, Consortium)
+    replay_export(ExportReader.open(path), c.genesis, KVApp())
+
+
+def test_export_any_changed_byte_fails_cleanly(tmp_path: Path) -> None:
+    """Flip bytes at (a seeded sample of) every position: never a false ok, never a crash."""
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=2) as s:
+        export_chain(s, tmp_path / "chain.plx")
+    data = (tmp_path / "chain.plx").read_bytes()
+    rng = random.Random(1234)
+    positions = list(range(len(data)))
+    if len(positions) > 600:
+        positions = sorted(set(range(64)) | set(range(len(data) - 80, len(data)))
+                           | set(rng.sample(positions, 500)))
+    bad = tmp_path / "bad.plx"
+    for pos in positions:
+        mutated = bytearray(data)
+        mutated[pos] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(mutated))
+        with pytest.raises(PartledgerError):
+            _replay_file(bad, c)
+    # truncation at any record boundary or inside, and appended bytes
+    for cut in (0, 7, 8, 20, len(data) // 2, len(data) - 1):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(PartledgerError):
+            _replay_file(bad, c)
+    bad.write_bytes(data + b"\0")
+    with pytest.raises(PartledgerError):
+        _replay_file(bad, c)
+
+
+def _replay_dir(path: Path, c: object) -> None:
+    from tests.unit.ledger.helpers import Consortium
+    assert isinstance(c, Consortium)
+    with Store.open(path, read_only=True, paranoid=True) as s:
+        replay_store(s, c.genesis, KVApp())
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = data[pos]
+        value |= (b & 0x7F) << shift
+        pos += 1
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _read_regions(data: bytes) -> list[int]:
+    """Byte positions LevelDB reads (and checksums) in a table file: the data blocks and the
+    index block. The footer's padding and the metaindex block (unused without a filter policy)
+    carry nothing and are never read, so changing them changes no data."""
+    footer = len(data) - 48
+    meta_off, pos = _varint(data, footer)
+    _, pos = _varint(data, pos)
+    idx_off, pos = _varint(data, pos)
+    idx_size, pos = _varint(data, pos)
+    return [*range(meta_off), *range(idx_off, idx_off + idx_size + 5)]
+
+
+def test_replay_store_single_byte_flips_in_table_file_fail_cleanly(tmp_path: Path) -> None:
+    import shutil
+
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=5, txs=6, compact=True).close()
+    _replay_dir(tmp_path / "db", c)  # the pristine copy verifies
+    (table,) = sorted((tmp_path / "db").glob("*.ldb"))
+    data = table.read_bytes()
+    rng = random.Random(99)
+    for pos in sorted(rng.sample(_read_regions(data), 40)):
+        work = tmp_path / f"w{pos}"
+        shutil.copytree(tmp_path / "db", work)
+        mutated = bytearray(data)
+        mutated[pos] ^= 1 << rng.randrange(8)
+        (work / table.name).write_bytes(bytes(mutated))
+        with pytest.raises(PartledgerError):
+            _replay_dir(work, c)
+        shutil.rmtree(work)
+
+
+@pytest.mark.parametrize("edit", ["drop_index", "extra_state", "extra_key", "wrong_root"])
+def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
+        b2 = s.block(2)
+    assert b2 is not None and b2.txs
+    db = plyvel.DB(str(tmp_path / "db"))
+    if edit == "drop_index":
+        db.delete(b"x/" + b2.txs[0].tx_id)
+    elif edit == "extra_state":
+        db.put(b"s/kv/intruder", b"1")
+    elif edit == "extra_key":
+        db.put(b"z/whatever", b"1")
+    else:
+        db.put(_h(b"r/", 1), b"\0" * 32)
+    db.close()
+    with pytest.raises(ReplayError) as e:
+        _replay_dir(tmp_path / "db", c)
+    assert e.value.code in {"drop_index": ("store_index",),
+                            "extra_state": ("store_extra_entries",),
+                            "extra_key": ("store_extra_entries",),
+                            "wrong_root": ("stored_state_root",)}[edit]
