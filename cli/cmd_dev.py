@@ -86,8 +86,12 @@ def dev() -> None:
               type=click.IntRange(0, 20_000), help="transactions offered per block")
 @click.option("--seed", default=1, show_default=True, type=int,
               help="seed for keys and workload (same seed, same chain)")
+@click.option("--scenario", type=click.Choice(["synthetic", "ebike"]), default="synthetic",
+              show_default=True, help="ebike: the circular e-bike supply chain (ignores "
+              "--blocks/--txs-per-block)")
 @click.option("--json", "json_mode", is_flag=True, help="print one JSON document")
-def generate(out: Path, blocks: int, txs_per_block: int, seed: int, json_mode: bool) -> None:
+def generate(out: Path, blocks: int, txs_per_block: int, seed: int, scenario: str,
+             json_mode: bool) -> None:
     """write a valid chain sealed by a generated 4-member consortium.
 
     DIR becomes member 0's node home (genesis.json, keys/, data/ledger/); every member's keys
@@ -95,6 +99,15 @@ def generate(out: Path, blocks: int, txs_per_block: int, seed: int, json_mode: b
 
     example: partledger dev generate --out /tmp/dev --blocks 5 --txs-per-block 10 --json
     """
+    if scenario == "ebike":
+        from ledger.provenance._scenario import build as build_ebike
+
+        result = build_ebike(out, seed)
+        emit({"ok": True, **result}, json_mode, lambda d: click.echo(
+            f"wrote the e-bike scenario ({d['height']} blocks, {d['txs']} transactions) to "
+            f"{d['home']}\ne-bikes: {', '.join(d['ebikes'])}\n"
+            f"defective cell lot: {d['defective_cell_lot']}"))
+        return
     rng = random.Random(seed)
     consortium = DevConsortium.generate(rng)
     app = default_application()

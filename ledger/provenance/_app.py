@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from ledger._app import BlockContext, Execution, StateReader, TxResult
 from ledger._codec import decode, encode
+from ledger._crypto import sha256
 from ledger._tx import Transaction
 from ledger.errors import DecodeError, ValidationError
 from ledger.provenance import _keys as K
@@ -343,7 +344,7 @@ class ProvenanceApp:
         c.need("event.write", kind)
         view = check_event(kind, body)
         st = c.st
-        eid = body.get("eventID") or f"ni:///sha-256;{c.tx.tx_id.hex()}?ver=partledger-tx"
+        eid = body.get("eventID") or derived_event_id(body)
         ekey = K.event(eid)
         existing = st.get(ekey)
         ed = body.get("errorDeclaration")
@@ -429,6 +430,9 @@ class ProvenanceApp:
                 t.obj_id(k) for k in parent.get(kids, ())]
             for uri in listed:
                 ckey = id_key(uri)
+                if ckey not in t.objs and t.c.st.get(K.obj(ckey)) is None:
+                    t.use(uri, "childEPCs")   # unseen (imported history): nothing to undo
+                    continue
                 child = t.load(ckey, uri, "childEPCs")
                 if child.get(link) != pkey:
                     raise reject("not_" + ("installed" if assembly else "contained"),
@@ -856,6 +860,14 @@ class ProvenanceApp:
         c.st.put(K.passport_history(pid, ver), {"attrs": [], "status": status, "by": c.org,
                                                 "h": c.block.height, "t": c.time_ms,
                                                 "change": kind, "resp": resp})
+
+
+def derived_event_id(body: dict[str, Any]) -> str:
+    """The eventID of an event submitted without one: a hash of its content (without
+    `errorDeclaration` and `recordTime`), so a resubmission or a declaration of the same event
+    finds it."""
+    core = {k: v for k, v in body.items() if k not in ("errorDeclaration", "recordTime")}
+    return f"ni:///sha-256;{sha256(encode(core)).hex()}?ver=partledger1"
 
 
 def _possesses(o: dict[str, Any], org: str) -> bool:

@@ -221,9 +221,6 @@ def check_event(kind: str, body: dict[str, Any]) -> EventView:
         ce = ed.get("correctiveEventIDs", [])
         if not isinstance(ce, list) or not all(isinstance(x, str) for x in ce):
             raise reject("bad_field", "errorDeclaration.correctiveEventIDs must list event IDs")
-        if eid is None:
-            raise reject("missing_field", "an errorDeclaration needs the eventID of the event "
-                         "it declares erroneous")
     sensors = body.get("sensorElementList")
     if sensors is not None and not isinstance(sensors, list):
         raise reject("bad_field", "sensorElementList must be a list")
