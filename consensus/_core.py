@@ -487,9 +487,9 @@ class Core:
         self._validating.discard(inp.block_hash)
         self._valid[inp.block_hash] = inp.ok
         acc = self._accepted.get(self._round)
-        if (acc is not None and acc.block_hash == inp.block_hash
-                and (self._round, PREPARE) not in self._sent
-                and self._step in (Step.VALIDATING, Step.COMMITTED)):
+        if acc is not None and acc.block_hash == inp.block_hash and (
+                self._step is Step.VALIDATING
+                or (self._step is Step.COMMITTED and (self._round, PREPARE) not in self._sent)):
             if inp.ok:
                 self._go(Event.PROPOSAL_VALID)
                 self._send_prepare(inp.block_hash, out)
