@@ -19,6 +19,13 @@ COMMANDS: dict[str, str] = {
     "keys": "cli.cmd_keys:keys",
     "dev": "cli.cmd_dev:dev",
     "audit": "cli.cmd_audit:audit",
+    "epcis": "cli.cmd_epcis:epcis",
+    "trace": "cli.cmd_query:trace",
+    "recall": "cli.cmd_query:recall",
+    "part": "cli.cmd_query:part",
+    "bom": "cli.cmd_query:bom",
+    "passport": "cli.cmd_query:passport",
+    "events": "cli.cmd_query:events",
 }
 
 
