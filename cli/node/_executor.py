@@ -1,0 +1,227 @@
+"""The block executor: builds proposals, validates them before a vote, commits final blocks.
+
+Every path runs the same state machine (`ledger.Application.execute`) on the committed state
+seen through an overlay, and compares the resulting state root with the header's: a replica that
+computes a different root refuses the block (votes no), so non-determinism shows at once.
+
+- `build`: the proposer executes the mempool's candidates, drops the ones the state machine
+  rejects (they are reported, so their status can say why), and re-executes until every
+  transaction in the block passes; the block's header carries the state root.
+- `validate`: header rules (chain, height, hash link, validator set, time), body (tx root and
+  count), signatures (only of transactions this node has not already admitted byte for byte),
+  then execution; the write set is kept for `commit` so a block is executed once per node.
+- `commit`: the store's single synced write batch (block, seal, tx index, state writes, tip).
+- `apply_synced`: a block fetched from a peer: its seal is checked against the genesis
+  validators first, then it is validated like a proposal (without the clock rule) and committed.
+
+The methods are synchronous and may take a while; the node calls them from a worker thread,
+one at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ledger import (
+    Application,
+    Block,
+    BlockContext,
+    BlockHeader,
+    Genesis,
+    Seal,
+    Store,
+    Tip,
+    Transaction,
+    TxResult,
+    decode,
+    next_state_root,
+    tx_root,
+    verify_seal,
+    verify_transactions,
+)
+from ledger.errors import DecodeError, PartledgerError, VerificationError
+
+MAX_FUTURE_MS = 30_000
+MAX_REBUILDS = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Built:
+    block: Block
+    writes: dict[bytes, bytes | None]
+    rejected: list[TxResult]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    ok: bool
+    code: str = "ok"
+    reason: str = ""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def state_next_nonce(store: Store, signer: bytes) -> int:
+    """The next nonce the committed state expects from `signer` (the provenance app's rule:
+    nonces start at 0 and the last used one is stored under `nonce/<signer>`)."""
+    raw = store.get(b"nonce/" + signer)
+    if raw is None:
+        return 0
+    last = decode(raw)
+    return int(last) + 1 if isinstance(last, int) else 0
+
+
+class Executor:
+    def __init__(self, store: Store, app: Application, genesis: Genesis, *,
+                 clock_ms: Callable[[], int] = now_ms) -> None:
+        self.store, self.app, self.genesis = store, app, genesis
+        self._clock_ms = clock_ms
+        self._validators = set(genesis.validators)
+        self._pending: dict[bytes, dict[bytes, bytes | None]] = {}  # block hash -> writes
+        self._last_time_ms = self._tip_time_ms()
+
+    def _tip_time_ms(self) -> int:
+        tip = self.store.tip()
+        if tip is None:
+            return self.genesis.genesis_time_ms
+        blk = self.store.block(tip.height)
+        assert blk is not None
+        return blk.header.time_ms
+
+    def head(self) -> Tip:
+        return self.store.head()
+
+    def _execute(self, head: Tip, *, height: int, time_ms: int, proposer: bytes,
+                 txs: Sequence[Transaction]) -> tuple[dict[bytes, bytes | None], list[TxResult]]:
+        ctx = BlockContext(chain=self.genesis.chain_id, height=height, time_ms=time_ms,
+                           proposer=proposer)
+        ex = self.app.execute(self.store, ctx, list(txs))
+        return dict(ex.writes), list(ex.results)
+
+    # -- proposer -----------------------------------------------------------------------------
+    def build(self, *, proposer: bytes, candidates: Sequence[Transaction],
+              time_ms: int | None = None) -> Built:
+        head = self.head()
+        height = head.height + 1
+        t = max(self._clock_ms() if time_ms is None else time_ms, self._last_time_ms)
+        txs = list(candidates)
+        rejected: list[TxResult] = []
+        for _ in range(MAX_REBUILDS):
+            writes, results = self._execute(head, height=height, time_ms=t, proposer=proposer,
+                                            txs=txs)
+            bad = [r for r in results if not r.ok]
+            if not bad:
+                break
+            rejected.extend(bad)
+            bad_ids = {r.tx_id for r in bad}
+            txs = [tx for tx in txs if tx.tx_id not in bad_ids]
+        else:  # pragma: no cover - would need a state machine whose verdicts keep changing
+            txs, writes = [], {}
+        header = BlockHeader(chain=self.genesis.chain_id, height=height, prev_hash=head.block_hash,
+                             time_ms=t, proposer=proposer, tx_root=tx_root(txs),
+                             tx_count=len(txs), state_root=next_state_root(head.state_root, writes),
+                             validators_hash=self.genesis.validators_hash)
+        block = Block(header=header, txs=tuple(txs))
+        self._remember(block.hash, writes)
+        return Built(block=block, writes=writes, rejected=rejected)
+
+    # -- validators ---------------------------------------------------------------------------
+    def validate(self, block: Block, *, verified: Callable[[Transaction], bool] | None = None,
+                 check_clock: bool = True) -> Verdict:
+        """Would this node vote for `block` as the next block? Keeps its writes for commit.
+
+        `verified(tx)` says whether a transaction's signature was already checked here.
+        """
+        head = self.head()
+        h = block.header
+        problems = [
+            (h.chain != self.genesis.chain_id, "wrong_chain", "the block is for another chain"),
+            (h.height != head.height + 1, "wrong_height",
+             f"height {h.height} does not follow the tip {head.height}"),
+            (h.prev_hash != head.block_hash, "bad_link", "prev_hash is not the tip's hash"),
+            (h.validators_hash != self.genesis.validators_hash, "bad_validators",
+             "validators_hash is not the genesis validator set's"),
+            (h.proposer not in self._validators, "bad_proposer",
+             "the proposer is not a validator"),
+            (h.time_ms < self._last_time_ms, "bad_time",
+             "the block's time is before its predecessor's"),
+            (check_clock and h.time_ms > self._clock_ms() + MAX_FUTURE_MS, "bad_time",
+             "the block's time is too far in the future"),
+        ]
+        for failed, code, reason in problems:
+            if failed:
+                return Verdict(ok=False, code=code, reason=reason)
+        try:
+            block.check_body()
+        except VerificationError as exc:
+            return Verdict(ok=False, code=exc.code, reason=exc.message)
+        unchecked = [tx for tx in block.txs if verified is None or not verified(tx)]
+        if unchecked:
+            for tx, ok in zip(unchecked, verify_transactions(unchecked), strict=True):
+                if not ok:
+                    return Verdict(ok=False, code="bad_tx_signature",
+                                   reason=f"transaction {tx.tx_id.hex()} has a bad signature")
+        writes, results = self._execute(head, height=h.height, time_ms=h.time_ms,
+                                        proposer=h.proposer, txs=block.txs)
+        for r in results:
+            if not r.ok:
+                return Verdict(ok=False, code="tx_rejected",
+                               reason=f"transaction {r.tx_id.hex()} is rejected: {r.reason}")
+        if next_state_root(head.state_root, writes) != h.state_root:
+            return Verdict(ok=False, code="bad_state_root",
+                           reason="the header's state root differs from this node's execution")
+        self._remember(block.hash, writes)
+        return Verdict(ok=True)
+
+    def _remember(self, block_hash: bytes, writes: dict[bytes, bytes | None]) -> None:
+        if len(self._pending) > 16:
+            self._pending.clear()
+        self._pending[block_hash] = writes
+
+    # -- commit -------------------------------------------------------------------------------
+    def commit(self, block: Block, seal: Seal) -> Tip:
+        """Store `block` (already agreed by consensus) with `seal`, durably.
+
+        Raises:
+            VerificationError: the block does not validate here (this node would have refused
+                it; with a valid seal that means the application diverged, so stop).
+            StoreError: the store refuses it.
+        """
+        writes = self._pending.pop(block.hash, None)
+        if writes is None or block.height != self.head().height + 1:
+            verdict = self.validate(block, check_clock=False)
+            if not verdict.ok:
+                raise VerificationError(f"committed block {block.height} does not execute "
+                                        f"here: {verdict.reason}", code=verdict.code)
+            writes = self._pending.pop(block.hash)
+        tip = self.store.commit_block(block, seal, writes)
+        self._last_time_ms = block.header.time_ms
+        self._pending.clear()
+        return tip
+
+    def apply_synced(self, block_bytes: bytes, seal_bytes: bytes) -> tuple[Block, Seal, Tip]:
+        """Check a block fetched from a peer (seal first) and commit it.
+
+        Raises:
+            DecodeError, VerificationError: the peer sent something that does not check out.
+        """
+        block = Block.decode(block_bytes)
+        seal = Seal.decode(seal_bytes)
+        verify_seal(seal, chain=self.genesis.chain_id, block_hash=block.hash,
+                    height=block.height, validators=self.genesis.validators)
+        verdict = self.validate(block, check_clock=False)
+        if not verdict.ok:
+            raise VerificationError(f"synced block {block.height}: {verdict.reason}",
+                                    code=verdict.code)
+        return block, seal, self.commit(block, seal)
+
+
+def decode_block(data: bytes) -> Block | None:
+    try:
+        return Block.decode(data)
+    except (DecodeError, PartledgerError):
+        return None

@@ -1,0 +1,98 @@
+"""Prometheus metrics of one node (`GET /metrics`).
+
+A registry per node (not the process-global one) so that several nodes can live in one process
+(tests). Counters kept by the node, the host, the core and the mempool are read at scrape time by
+a custom collector, so the hot paths only bump plain integers; latencies are histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from cli.node._node import Node
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class NodeMetrics:
+    def __init__(self, node: Node) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.tx_latency = Histogram(
+            "partledger_tx_commit_latency_seconds",
+            "time from admission into this node's mempool to commit", buckets=_LATENCY_BUCKETS,
+            registry=self.registry)
+        self.block_latency = Histogram(
+            "partledger_block_commit_latency_seconds",
+            "time from a block's proposal timestamp to its commit here", buckets=_LATENCY_BUCKETS,
+            registry=self.registry)
+        self.block_interval = Histogram(
+            "partledger_block_interval_seconds", "time between consecutive commits here",
+            buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_NodeCollector(node))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _NodeCollector(Collector):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        n = self.node
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"partledger_{name}", doc, value=value)
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(f"partledger_{name}", doc, value=value)
+
+        yield gauge("height", "height of the last committed block", n.store.height)
+        if n.core is not None:
+            st = n.core.statistics()
+            yield gauge("consensus_height", "height consensus is working on", st.height)
+            yield gauge("consensus_round", "round consensus is in", st.round)
+            yield counter("consensus_round_changes", "rounds entered after round 0",
+                          st.round_changes)
+            yield counter("consensus_dropped_messages",
+                          "consensus messages dropped by the core (malformed, wrong chain, "
+                          "non-validator, bad signature, ...)",
+                          sum(getattr(st, k) for k in st.__slots__ if k.startswith("dropped_")))
+            yield counter("consensus_evidence", "equivocation evidence reported",
+                          st.evidence_reported)
+        c = n.counters
+        yield counter("blocks_committed", "blocks committed by this process", c.blocks_committed)
+        yield counter("txs_committed", "transactions committed by this process", c.txs_committed)
+        yield counter("evidence", "equivocation evidence reported to this node", c.evidence)
+        yield counter("driver_dropped", "consensus messages dropped because the driver lagged",
+                      c.dropped_driver_full)
+        ms = n.mempool.statistics()
+        yield gauge("mempool_txs", "transactions in the mempool", ms.size)
+        yield gauge("mempool_bytes", "bytes of transactions in the mempool", ms.bytes)
+        yield counter("mempool_rejected", "transactions refused by the mempool", ms.rejected)
+        yield gauge("sync_syncing", "1 while block sync runs", 1 if n.sync.syncing else 0)
+        yield counter("sync_blocks", "blocks applied through block sync", n.sync.synced_blocks)
+        if n.host is not None:
+            hs = n.host.statistics()
+            yield gauge("peers", "connected peers", hs.peers)
+            yield counter("p2p_messages_sent", "messages sent to peers", hs.messages_sent)
+            yield counter("p2p_messages_received", "messages received from peers",
+                          hs.messages_received)
+            yield counter("p2p_dropped_messages", "messages dropped (full queues, failed sends)",
+                          hs.dropped_inbox_full + hs.dropped_outbox_full
+                          + hs.dropped_send_failed)
+            yield counter("p2p_oversized_frames", "frames over the size limit, dropped",
+                          hs.oversized_frames)
+            yield counter("p2p_malformed_frames", "frames that did not decode, dropped",
+                          hs.malformed_frames)
+            yield counter("p2p_refused_handshakes", "handshakes refused (not a member)",
+                          hs.refused_handshakes)
+            yield counter("p2p_refused_streams", "streams refused (not a member)",
+                          hs.refused_streams)

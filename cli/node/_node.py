@@ -1,0 +1,674 @@
+"""One node: a trio program that runs consensus over libp2p, executes and stores blocks.
+
+Tasks (all children of one nursery; `Node.run` returns only when the node stops):
+
+- **driver**: the only caller of `Core.step`. It takes inputs from one queue (consensus
+  messages from peers, timer expiries, answers to its own requests) and executes the actions
+  in order: `Persist` is written and fsynced before the next action runs (so before the vote it
+  precedes leaves the node), `Commit` goes through the executor into the store's single synced
+  batch, `ValidateProposal` runs the state machine on the proposed block.
+- **pump**: moves consensus messages from the host's bounded inbox into the driver queue (and
+  drops, counting, when the driver is far behind), records peers' tip announcements.
+- **timer**: the core's one timer (`ScheduleTimeout` replaces it).
+- **proposer**: answers `RequestProposalValue` once the block interval has passed (or a
+  transaction arrives), so transactions are batched into blocks.
+- **tx fan-out**: transactions admitted through the API are sent, in batches, to every other
+  validator over the `tx` channel; transactions received that way go into the mempool.
+- **sync**: fetches blocks with seals by height range from peers that are ahead, checks each
+  seal against the genesis validators, executes and stores them, then tells the core.
+- **announcer**: tells every member this node's tip height now and then and after each commit;
+  observers (members without the validator role) run no consensus and follow by sync.
+
+Blocking work (executing blocks, verifying signatures, LevelDB writes) runs in a worker thread
+under one lock, so the event loop keeps serving the network and the API meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from cli.node._config import NodeConfig
+from cli.node._executor import Executor, state_next_nonce
+from cli.node._mempool import Admission, Mempool, Rejection
+from cli.node._persist import load_consensus_state, save_consensus_state
+from consensus import _events as ev
+from consensus._core import Config as CoreConfig
+from consensus._core import Core
+from ledger import Application, Block, Genesis, Home, Seal, SigningKey, Store, Transaction, decode
+from ledger import encode as encode_value
+from ledger.errors import DecodeError, PartledgerError, StoreError, VerificationError
+from p2p import Host, HostOptions, Inbound, Member, open_host
+
+log = logging.getLogger("partledger.node")
+
+CH_CONSENSUS = "consensus"
+CH_TX = "tx"
+KIND_CORE = "c"
+KIND_TIP = "tip"
+KIND_TXS = "txs"
+SYNC_PROTOCOL = "sync"
+DRIVER_QUEUE_MAX = 20_000
+
+
+@dataclass(slots=True)
+class SyncState:
+    syncing: bool = False
+    target_height: int = 0
+    synced_blocks: int = 0
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class Counters:
+    blocks_committed: int = 0
+    txs_committed: int = 0
+    dropped_driver_full: int = 0
+    evidence: int = 0
+    proposals_built: int = 0
+    proposals_refused: int = 0
+    txs_fanned_out: int = 0
+    txs_received: int = 0
+    last_commit_latency_ms: int = 0
+    evidence_log: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitRecord:
+    height: int
+    block_hash: bytes
+    tx_count: int
+    committed_at: float
+
+
+class Node:
+    """Everything one node holds. Build with `Node.open(home, config)`; run with `run()`."""
+
+    def __init__(self, *, home: Home, config: NodeConfig, genesis: Genesis, node_key: SigningKey,
+                 app: Application, store: Store) -> None:
+        self.home, self.config, self.genesis = home, config, genesis
+        self.node_key = node_key
+        self.app = app
+        self.store = store
+        self.member = genesis.member_by_node_key(node_key.public)
+        if self.member is None:
+            raise PartledgerError(f"the node key {node_key.public.hex()[:16]}… is not a member "
+                                  "of this genesis", code="not_member")
+        self.is_validator = node_key.public in genesis.validators
+        self.executor = Executor(store, app, genesis)
+        mp = config.mempool
+        self.mempool = Mempool(
+            chain_id=genesis.chain_id, next_nonce=lambda s: state_next_nonce(store, s),
+            committed=lambda tx_id: store.tx_location(tx_id) is not None,
+            max_txs=mp.max_txs, max_bytes=mp.max_bytes, max_tx_bytes=mp.max_tx_bytes,
+            max_nonce_gap=mp.max_nonce_gap, recent_rejections=mp.recent_rejections)
+        self.core: Core | None = None
+        if self.is_validator:
+            cfg = CoreConfig(chain=genesis.chain_id, validators=genesis.validators,
+                             timeout_base_ms=genesis.consensus.timeout_ms,
+                             hash_block=self._hash_block)
+            persisted = load_consensus_state(home.consensus_dir)
+            self.core = Core.restore(persisted, config=cfg, key=node_key,
+                                     committed_height=store.height)
+        self.host: Host | None = None
+        self.sync = SyncState()
+        self.counters = Counters()
+        self.peer_heights: dict[bytes, int] = {}
+        self.api_url: str | None = None
+        self.started_at = time.time()
+        self.recent_commits: deque[CommitRecord] = deque(maxlen=64)
+        self.commit_event = trio.Event()  # replaced after every commit (API long-polls)
+        self._admitted_at: dict[bytes, float] = {}  # tx id -> monotonic time (latency metric)
+        self._exec_lock = trio.Lock()
+        self._internal: deque[ev.Input] = deque()
+        self._queue_send, self._queue_recv = trio.open_memory_channel[ev.Input](math.inf)
+        self._timer: tuple[float, ev.TimeoutFired] | None = None
+        self._timer_changed = trio.Event()
+        self._proposal_wanted: ev.RequestProposalValue | None = None
+        self._proposal_changed = trio.Event()
+        self._tx_out: list[bytes] = []
+        self._tx_out_event = trio.Event()
+        self._sync_wanted = trio.Event()
+        self._sync_hint: bytes | None = None
+        self._ahead_since: float | None = None
+        self._block_cache: dict[bytes, Block] = {}
+        self._last_commit_mono = time.monotonic()
+        self._stopping = trio.Event()
+        self.metrics: Any = None  # cli.node._metrics.NodeMetrics, set by run()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, home: Home, config: NodeConfig, *, app: Application | None = None) -> Node:
+        """Open a node home: genesis, node key, store (created and initialised if new).
+
+        Raises:
+            ConfigError, StoreError: the home cannot be used (named in the message).
+        """
+        from ledger import read_key_file
+        from ledger._chain import default_application, init_store
+
+        home.require()
+        genesis = Genesis.load(home.genesis_path)
+        node_key = read_key_file(home.node_key_path)
+        application = app or default_application()
+        home.create_dirs()
+        store = init_store(home.ledger_dir, genesis, application)
+        try:
+            return cls(home=home, config=config, genesis=genesis, node_key=node_key,
+                       app=application, store=store)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _hash_block(self, data: bytes) -> bytes:
+        """Block bytes -> header hash, for the core; the decoded block is kept for validation."""
+        block = Block.decode(data)
+        h = block.hash
+        if len(self._block_cache) > 8:
+            self._block_cache.clear()
+        self._block_cache[h] = block
+        return h
+
+    def _block_from(self, block_hash: bytes, data: bytes) -> Block:
+        block = self._block_cache.get(block_hash)
+        if block is None or block.encode() != data:
+            block = Block.decode(data)
+        return block
+
+    @property
+    def validators(self) -> tuple[bytes, ...]:
+        return self.genesis.validators
+
+    def other_validators(self) -> list[bytes]:
+        return [v for v in self.genesis.validators if v != self.node_key.public]
+
+    def push(self, inp: ev.Input) -> None:
+        self._queue_send.send_nowait(inp)
+
+    def status(self) -> dict[str, Any]:
+        tip = self.store.head()
+        host = self.host
+        return {
+            "chain_id": self.genesis.chain_id.hex(),
+            "chain_name": self.genesis.chain_name,
+            "node": self.member.name if self.member else "",
+            "node_key": self.node_key.public.hex(),
+            "peer_id": str(host.peer_id) if host else None,
+            "role": "validator" if self.is_validator else "observer",
+            "height": tip.height,
+            "tip_hash": tip.block_hash.hex(),
+            "state_root": tip.state_root.hex(),
+            "round": self.core.round if self.core else None,
+            "consensus_height": self.core.height if self.core else None,
+            "peers": len(host.connected_peers()) if host else 0,
+            "peer_keys": sorted(p.hex() for p in host.connected_peers()) if host else [],
+            "validators": [v.hex() for v in self.genesis.validators],
+            "mempool": len(self.mempool),
+            "sync": {"syncing": self.sync.syncing, "target_height": self.sync.target_height,
+                     "synced_blocks": self.sync.synced_blocks,
+                     "peer_max_height": max(self.peer_heights.values(), default=0)},
+            "p2p": host.listen_addrs() if host else [],
+            "api": self.api_url,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    # -- transactions -------------------------------------------------------------------------
+    def submit(self, txs: Sequence[Transaction], *, fan_out: bool = True) -> list[Admission]:
+        """Admit transactions (from the API or a peer) and queue new ones for fan-out."""
+        verdicts = self.mempool.add(txs)
+        now = time.monotonic()
+        for tx, v in zip(txs, verdicts, strict=True):
+            if v.ok and v.code == "pending":
+                self._admitted_at[tx.tx_id] = now
+                if fan_out:
+                    self._tx_out.append(tx.encode())
+        if fan_out and self._tx_out:
+            self._tx_out_event.set()
+        if self._proposal_wanted is not None:
+            self._proposal_changed.set()
+        return verdicts
+
+    def tx_status(self, tx_id: bytes) -> dict[str, Any] | None:
+        loc = self.store.tx_location(tx_id)
+        if loc is not None:
+            return {"tx_id": tx_id.hex(), "status": "committed", "height": loc[0],
+                    "index": loc[1]}
+        if tx_id in self.mempool:
+            return {"tx_id": tx_id.hex(), "status": "pending"}
+        rej = self.mempool.rejection(tx_id)
+        if rej is not None:
+            return {"tx_id": tx_id.hex(), "status": "rejected", "code": rej.code,
+                    "reason": rej.reason, "height": rej.height}
+        return None
+
+    # -- the run ------------------------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        from cli.node._api import serve_api
+        from cli.node._metrics import NodeMetrics
+
+        self.metrics = NodeMetrics(self)
+        members = [Member(public_key=m.node_key, addrs=m.addresses)
+                   for m in self.genesis.members]
+        p2p = self.config.p2p
+        opts = HostOptions(listen=(p2p.listen,), channels=(CH_CONSENSUS, CH_TX),
+                           max_frame_bytes=p2p.max_frame_bytes,
+                           inbox_capacity=p2p.inbox_capacity,
+                           outbox_capacity=p2p.outbox_capacity,
+                           reconnect_max_s=p2p.reconnect_max_ms / 1000)
+        async with open_host(self.node_key, members, opts) as host:
+            self.host = host
+            host.set_request_handler(SYNC_PROTOCOL, self._serve_sync)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump)
+                nursery.start_soon(self._tx_pump)
+                nursery.start_soon(self._tx_fanout)
+                nursery.start_soon(self._announcer)
+                nursery.start_soon(self._sync_task)
+                if self.core is not None:
+                    nursery.start_soon(self._timer_task)
+                    nursery.start_soon(self._proposer_task)
+                    nursery.start_soon(self._driver)
+                    self.push(ev.Start())
+                self.api_url = await nursery.start(serve_api, self)
+                log.info("node %s started: height %d, p2p %s, api %s",
+                         self.member.name if self.member else "?", self.store.height,
+                         ",".join(host.listen_addrs()), self.api_url)
+                task_status.started(self)
+                await self._stopping.wait()
+                nursery.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- driver -------------------------------------------------------------------------------
+    async def _driver(self) -> None:
+        assert self.core is not None
+        while True:
+            inp = await self._queue_recv.receive()
+            await self._step(inp)
+            while self._internal:
+                await self._step(self._internal.popleft())
+
+    async def _step(self, inp: ev.Input) -> None:
+        assert self.core is not None
+        try:
+            actions = self.core.step(inp)
+        except ValueError as exc:  # a bad ProposalValueReady (our bug): log, keep going
+            log.error("consensus refused an input: %s", exc)
+            return
+        for action in actions:
+            await self._execute(action)
+
+    async def _execute(self, action: ev.Action) -> None:
+        host = self.host
+        assert host is not None
+        if isinstance(action, ev.Persist):
+            save_consensus_state(self.home.consensus_dir, action.state.encode())
+        elif isinstance(action, ev.Broadcast):
+            host.broadcast(CH_CONSENSUS, KIND_CORE, action.msg, to=self.other_validators())
+        elif isinstance(action, ev.Send):
+            if action.to != self.node_key.public:
+                host.send(action.to, CH_CONSENSUS, KIND_CORE, action.msg)
+        elif isinstance(action, ev.ScheduleTimeout):
+            self._timer = (trio.current_time() + action.after_ms / 1000,
+                           ev.TimeoutFired(height=action.height, round=action.round))
+            self._timer_changed.set()
+        elif isinstance(action, ev.RequestProposalValue):
+            self._proposal_wanted = action
+            self._proposal_changed.set()
+        elif isinstance(action, ev.ValidateProposal):
+            ok = await self._validate(action)
+            self._internal.append(ev.ProposalValidated(
+                height=action.height, round=action.round, block_hash=action.block_hash, ok=ok))
+        elif isinstance(action, ev.Commit):
+            await self._commit(action)
+        elif isinstance(action, ev.RequestSync):
+            self._sync_hint = action.peer_hint
+            self._sync_wanted.set()
+        elif isinstance(action, ev.ReportEvidence):
+            e = action.evidence
+            self.counters.evidence += 1
+            record = {"validator": e.validator.hex(), "height": e.height, "round": e.round,
+                      "kind": e.kind}
+            self.counters.evidence_log.append(record)
+            del self.counters.evidence_log[:-100]
+            log.warning("equivocation evidence: %s", record)
+        else:  # pragma: no cover - a new action kind the node does not know yet
+            raise AssertionError(f"unknown consensus action {type(action).__name__}")
+
+    async def _validate(self, action: ev.ValidateProposal) -> bool:
+        try:
+            block = self._block_from(action.block_hash, action.block_bytes)
+        except (DecodeError, PartledgerError) as exc:
+            log.info("proposal %d/%d does not decode: %s", action.height, action.round, exc)
+            return False
+        verified = [self.mempool.holds_identical(tx) for tx in block.txs]
+        by_id = {tx.tx_id: ok for tx, ok in zip(block.txs, verified, strict=True)}
+        async with self._exec_lock:
+            if block.height != self.store.height + 1:
+                return False
+            verdict = await trio.to_thread.run_sync(
+                lambda: self.executor.validate(block, verified=lambda t: by_id.get(t.tx_id,
+                                                                                  False)))
+        if not verdict.ok:
+            self.counters.proposals_refused += 1
+            log.warning("refusing proposal %d/%d: %s", action.height, action.round,
+                        verdict.reason)
+        return verdict.ok
+
+    async def _commit(self, action: ev.Commit) -> None:
+        block = self._block_from(action.block_hash, action.block_bytes)
+        async with self._exec_lock:
+            have = self.store.height
+            if action.height <= have:
+                stored = self.store.tip() if action.height == have else None
+                known = (stored.block_hash if stored else
+                         self._stored_hash(action.height))
+                if known != action.block_hash:
+                    raise StoreError(f"consensus committed block {action.height} "
+                                     f"{action.block_hash.hex()[:16]} but the store holds "
+                                     "another block at that height", code="fork")
+                return  # already stored by sync
+            try:
+                await trio.to_thread.run_sync(self.executor.commit, block, action.seal)
+            except VerificationError:
+                log.critical("a block finalised by the consortium does not execute here; "
+                             "stopping (application divergence)")
+                raise
+        self._after_commit(block)
+
+    def _stored_hash(self, height: int) -> bytes | None:
+        b = self.store.block(height)
+        return b.hash if b else None
+
+    def _after_commit(self, block: Block) -> None:
+        now = time.monotonic()
+        ids = [tx.tx_id for tx in block.txs]
+        self.mempool.remove(ids)
+        self.mempool.prune_stale(tx.signer for tx in block.txs)
+        lat = self.metrics.tx_latency if self.metrics else None
+        for tx_id in ids:
+            t0 = self._admitted_at.pop(tx_id, None)
+            if t0 is not None and lat is not None:
+                lat.observe(now - t0)
+        if len(self._admitted_at) > 4 * self.config.mempool.max_txs:
+            self._admitted_at.clear()
+        c = self.counters
+        c.blocks_committed += 1
+        c.txs_committed += len(ids)
+        c.last_commit_latency_ms = max(0, int(time.time() * 1000) - block.header.time_ms)
+        if self.metrics is not None:
+            self.metrics.block_latency.observe(c.last_commit_latency_ms / 1000)
+            self.metrics.block_interval.observe(now - self._last_commit_mono)
+        self._last_commit_mono = now
+        self.recent_commits.append(CommitRecord(height=block.height, block_hash=block.hash,
+                                                tx_count=len(ids), committed_at=time.time()))
+        self.commit_event.set()
+        self.commit_event = trio.Event()
+        self._announce_tip()
+
+    # -- timer --------------------------------------------------------------------------------
+    async def _timer_task(self) -> None:
+        while True:
+            self._timer_changed = trio.Event()
+            timer = self._timer
+            if timer is None:
+                await self._timer_changed.wait()
+                continue
+            deadline, inp = timer
+            with trio.move_on_at(deadline):
+                await self._timer_changed.wait()
+                continue
+            if self._timer is timer:
+                self._timer = None
+                self.push(inp)
+
+    # -- proposer -----------------------------------------------------------------------------
+    async def _proposer_task(self) -> None:
+        interval = self.genesis.consensus.block_interval_ms / 1000
+        idle_max = max(interval, self.genesis.consensus.timeout_ms / 2000)
+        while True:
+            self._proposal_changed = trio.Event()
+            req = self._proposal_wanted
+            if req is None:
+                await self._proposal_changed.wait()
+                continue
+            # Batch: wait for the block interval since the last commit, longer when idle.
+            ready_at = self._last_commit_mono + interval
+            idle_until = self._last_commit_mono + idle_max
+            while True:
+                now = time.monotonic()
+                if now >= ready_at and (len(self.mempool) > 0 or now >= idle_until):
+                    break
+                wake = ready_at if now < ready_at else idle_until
+                with trio.move_on_after(max(0.0, wake - now)):
+                    await self._proposal_changed.wait()
+                self._proposal_changed = trio.Event()
+                if self._proposal_wanted is not req:
+                    break
+            if self._proposal_wanted is not req:
+                continue
+            self._proposal_wanted = None
+            await self._build(req)
+
+    async def _build(self, req: ev.RequestProposalValue) -> None:
+        params = self.genesis.consensus
+        async with self._exec_lock:
+            if self.store.height + 1 != req.height:
+                return  # the height moved on while we waited
+            candidates = self.mempool.select(max_txs=params.max_block_txs,
+                                             max_bytes=self.config.p2p.max_frame_bytes // 2)
+            built = await trio.to_thread.run_sync(
+                lambda: self.executor.build(proposer=self.node_key.public,
+                                            candidates=candidates))
+        for r in built.rejected:
+            self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
+        self.counters.proposals_built += 1
+        data = built.block.encode()
+        self._block_cache[built.block.hash] = built.block
+        self.push(ev.ProposalValueReady(height=req.height, round=req.round,
+                                        block_hash=built.block.hash, block_bytes=data))
+
+    # -- network pumps ------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        assert self.host is not None
+        inbox = self.host.inbox(CH_CONSENSUS)
+        async for msg in inbox:
+            if msg.kind == KIND_CORE:
+                if self.core is None:
+                    continue
+                if self._queue_send.statistics().current_buffer_used >= DRIVER_QUEUE_MAX:
+                    self.counters.dropped_driver_full += 1
+                    continue
+                self.push(ev.MessageReceived(msg=msg.payload))
+            elif msg.kind == KIND_TIP:
+                self._on_tip(msg)
+
+    async def _tx_pump(self) -> None:
+        assert self.host is not None
+        async for msg in self.host.inbox(CH_TX):
+            if msg.kind != KIND_TXS:
+                continue
+            try:
+                raws = decode(msg.payload)
+                if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+                    raise DecodeError("txs: expected a list of transactions", code="txs_shape")
+                txs = [Transaction.decode(r) for r in raws]
+            except DecodeError:
+                continue
+            self.counters.txs_received += len(txs)
+            self.submit(txs, fan_out=False)
+            await trio.lowlevel.checkpoint()
+
+    async def _tx_fanout(self) -> None:
+        assert self.host is not None
+        flush_s = self.config.p2p.tx_flush_ms / 1000
+        batch_max = self.config.p2p.tx_batch_max
+        while True:
+            await self._tx_out_event.wait()
+            self._tx_out_event = trio.Event()
+            await trio.sleep(flush_s)  # gather a batch
+            pending, self._tx_out = self._tx_out, []
+            for i in range(0, len(pending), batch_max):
+                chunk = pending[i:i + batch_max]
+                self.host.broadcast(CH_TX, KIND_TXS, encode_value(chunk),
+                                    to=self.other_validators())
+                self.counters.txs_fanned_out += len(chunk)
+
+    # -- tips and sync ------------------------------------------------------------------------
+    def _announce_tip(self) -> None:
+        if self.host is None:
+            return
+        payload = encode_value({"height": self.store.height})
+        self.host.broadcast(CH_CONSENSUS, KIND_TIP, payload)
+
+    async def _announcer(self) -> None:
+        interval = self.config.sync.announce_interval_ms / 1000
+        while True:
+            self._announce_tip()
+            self._check_lag()
+            await trio.sleep(interval)
+
+    def _on_tip(self, msg: Inbound) -> None:
+        try:
+            m = decode(msg.payload)
+            height = m["height"] if isinstance(m, dict) else None
+        except (DecodeError, KeyError):
+            return
+        if not isinstance(height, int) or isinstance(height, bool) or height < 0:
+            return
+        self.peer_heights[msg.peer] = height
+        self._check_lag()
+
+    def _check_lag(self) -> None:
+        mine = self.store.height
+        ahead = max(self.peer_heights.values(), default=0)
+        if ahead <= mine:
+            self._ahead_since = None
+            return
+        now = time.monotonic()
+        if self._ahead_since is None:
+            self._ahead_since = now
+        lagging = (now - self._ahead_since) * 1000 >= self.config.sync.lag_before_sync_ms
+        if self.core is None or ahead >= mine + 2 or lagging:
+            self._sync_wanted.set()
+
+    async def _sync_task(self) -> None:
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            try:
+                await self._sync_once()
+            except trio.TooSlowError:
+                self.sync.last_error = "timeout"
+            finally:
+                self.sync.syncing = False
+
+    async def _sync_once(self) -> None:
+        host = self.host
+        assert host is not None
+        bad: set[bytes] = set()
+        while True:
+            mine = self.store.height
+            peers = [p for p, h in self.peer_heights.items()
+                     if h > mine and p not in bad and host.is_connected(p)]
+            hint = self._sync_hint
+            if hint is not None and hint not in bad and host.is_connected(hint) \
+                    and hint not in peers:
+                peers.append(hint)
+            if not peers:
+                return
+            peer = max(peers, key=lambda p: self.peer_heights.get(p, mine + 1))
+            target = max(self.peer_heights.get(peer, 0), mine + 1)
+            self.sync.syncing = True
+            self.sync.target_height = max(self.sync.target_height, target)
+            req = encode_value({"from": mine + 1,
+                                "to": min(target, mine + self.config.sync.batch_blocks)})
+            try:
+                resp = await host.request(peer, SYNC_PROTOCOL, req, timeout_s=30)
+                items = decode(resp)
+                if not isinstance(items, list):
+                    raise DecodeError("sync: expected a list", code="sync_shape")
+            except (ConnectionError, DecodeError, trio.TooSlowError) as exc:
+                log.info("sync from %s failed: %s", peer.hex()[:16], exc)
+                self.sync.last_error = str(exc)
+                bad.add(peer)
+                continue
+            if not items:
+                self.peer_heights[peer] = mine  # it has nothing beyond our tip after all
+                bad.add(peer)
+                continue
+            applied = await self._apply_synced(peer, items)
+            if applied == 0:
+                bad.add(peer)
+            log.info("sync: height %d of %d", self.store.height, self.sync.target_height)
+
+    async def _apply_synced(self, peer: bytes, items: list[Any]) -> int:
+        applied = 0
+        for item in items:
+            if not (isinstance(item, list) and len(item) == 2
+                    and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
+                return applied
+            async with self._exec_lock:
+                try:
+                    block, seal, _tip = await trio.to_thread.run_sync(
+                        self._apply_one, item[0], item[1])
+                except (DecodeError, VerificationError, StoreError) as exc:
+                    log.warning("sync: block from %s refused: %s", peer.hex()[:16], exc)
+                    self.sync.last_error = str(exc)
+                    return applied
+            if block is None or seal is None:
+                continue  # already had it
+            applied += 1
+            self.sync.synced_blocks += 1
+            self._after_commit(block)
+            if self.core is not None:
+                self.push(ev.BlockCommittedBySync(height=block.height, block_hash=block.hash,
+                                                  seal=seal))
+        return applied
+
+    def _apply_one(self, block_bytes: bytes, seal_bytes: bytes
+                   ) -> tuple[Block | None, Seal | None, Any]:
+        head = self.store.height
+        block = Block.decode(block_bytes)
+        if block.height <= head:
+            return None, None, None
+        return self.executor.apply_synced(block_bytes, seal_bytes)
+
+    async def _serve_sync(self, peer: bytes, payload: bytes) -> bytes:
+        try:
+            m = decode(payload)
+            start, end = m["from"], m["to"]
+        except (DecodeError, KeyError, TypeError):
+            return encode_value([])
+        if not (isinstance(start, int) and isinstance(end, int)) or start < 1:
+            return encode_value([])
+        end = min(end, self.store.height, start + self.config.sync.batch_blocks - 1)
+        out: list[list[bytes]] = []
+        used = 0
+        for h in range(start, end + 1):
+            b, s = self.store.block_raw(h), self.store.seal_raw(h)
+            if b is None or s is None:
+                break
+            if out and used + len(b) + len(s) > self.config.sync.batch_bytes:
+                break
+            out.append([b, s])
+            used += len(b) + len(s)
+        await trio.lowlevel.checkpoint()
+        return encode_value(out)
+
+
+def rejection_of(v: Admission) -> Rejection:
+    return Rejection(code=v.code, reason=v.reason)

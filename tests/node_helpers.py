@@ -1,0 +1,70 @@
+"""Shared helpers for node tests: valid transactions, in-process and multi-process consortia."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ledger import SigningKey, Transaction
+
+
+def commission_body(serial: str, *, company_prefix: str = "4012345") -> dict[str, Any]:
+    """An EPCIS ObjectEvent that commissions one new serialised part (always accepted for a
+    member under the default identifier policy, as long as `serial` is new)."""
+    iir = "0" + "77".zfill(12 - len(company_prefix))
+    epc = f"urn:epc:id:sgtin:{company_prefix}.{iir}.{serial}"
+    return {"type": "ObjectEvent", "eventID": f"urn:uuid:{uuid.uuid4()}",
+            "eventTime": "2025-03-01T10:00:00.000Z", "eventTimeZoneOffset": "+00:00",
+            "action": "ADD", "bizStep": "commissioning", "disposition": "active",
+            "epcList": [epc]}
+
+
+def commission_tx(key: SigningKey, chain: bytes, nonce: int, serial: str) -> Transaction:
+    return Transaction.create(key, chain=chain, kind="ObjectEvent", body=commission_body(serial),
+                              nonce=nonce)
+
+
+def signed_txs(key: SigningKey, chain: bytes, n: int, *, first_nonce: int = 0,
+               tag: str = "") -> list[Transaction]:
+    tag = tag or uuid.uuid4().hex[:8]
+    return [commission_tx(key, chain, first_nonce + i, f"{tag}x{i}") for i in range(n)]
+
+
+def wait_until(pred: Any, *, timeout_s: float, interval_s: float = 0.1,
+               what: str = "condition") -> Any:
+    """Poll `pred()` until it returns a truthy value; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (httpx.HTTPError, OSError) as exc:
+            last_exc = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}"
+                         + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def status(url: str) -> dict[str, Any]:
+    r = httpx.get(f"{url}/v1/status", timeout=5)
+    r.raise_for_status()
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def submit(url: str, txs: list[Transaction]) -> dict[str, Any]:
+    r = httpx.post(f"{url}/v1/txs", json={"txs": [t.encode().hex() for t in txs]}, timeout=30)
+    assert r.status_code in (202, 400), r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(xs), n):
+        yield xs[i:i + n]

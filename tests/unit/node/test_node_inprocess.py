@@ -1,0 +1,71 @@
+"""Four real nodes (libp2p hosts, LevelDB stores, HTTP APIs) in one trio.run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from cli.node import Node, NodeConfig
+from cli.node._devnet import Devnet, create_devnet
+from ledger import ConsensusParams, Home, read_key_file
+from tests.node_helpers import signed_txs
+
+FAST = ConsensusParams(timeout_ms=1000, max_block_txs=500, block_interval_ms=100)
+
+
+def open_nodes(net: Devnet) -> list[Node]:
+    return [Node.open(Home.at(n.home), NodeConfig.load(Home.at(n.home).config_path))
+            for n in net.nodes]
+
+
+async def run_nodes(nodes: list[Node], body: Any) -> Any:
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            await nursery.start(node.run)
+        try:
+            return await body()
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+async def wait_height(nodes: list[Node], height: int, timeout_s: float = 30) -> None:
+    with trio.fail_after(timeout_s):
+        while min(n.store.height for n in nodes) < height:
+            await trio.sleep(0.05)
+
+
+def test_Node_four_validators_commit_submitted_txs(tmp_path: Path) -> None:
+    net = create_devnet(tmp_path / "net", nodes=4, consensus=FAST,
+                        config=NodeConfig.for_testing())
+    nodes = open_nodes(net)
+    key = read_key_file(net.nodes[0].org_key)
+    txs = signed_txs(key, net.chain_id, 60)
+
+    async def body() -> None:
+        await wait_height(nodes, 1)
+        async with httpx.AsyncClient() as client:
+            for i, chunk in enumerate([txs[:20], txs[20:40], txs[40:]]):
+                url = nodes[i].api_url
+                r = await client.post(f"{url}/v1/txs",
+                                      json={"txs": [t.encode().hex() for t in chunk]})
+                assert r.status_code == 202, r.text
+                assert r.json()["accepted"] == 20
+            last = txs[-1].tx_id.hex()
+            r = await client.get(f"{nodes[3].api_url}/v1/txs/{last}", params={"wait_ms": 20000})
+            assert r.json()["status"] == "committed", r.text
+        h = max(n.store.height for n in nodes)
+        await wait_height(nodes, h)
+        tips = {n.store.head() for n in nodes}
+        assert len({(t.block_hash, t.state_root) for t in tips if t.height == h}) == 1
+        for tx in txs:
+            assert nodes[2].store.tx_location(tx.tx_id) is not None
+
+    try:
+        trio.run(run_nodes, nodes, body)
+    finally:
+        for n in nodes:
+            n.close()
