@@ -131,7 +131,7 @@ class ChainBuilder:
     def append_specs(self, specs: Sequence[TxSpec], *, time_ms: int | None = None
                      ) -> BuildResult:
         """Sign `specs` with consecutive per-signer nonces, drop what the application rejects
-        (re-signing the rest so nonces stay gap-free) and commit the block.
+        (one at a time, re-signing the rest so nonces stay gap-free) and commit the block.
         """
         head = self.store.head()
         t = self.next_time_ms() if time_ms is None else time_ms
@@ -148,12 +148,13 @@ class ChainBuilder:
                                               body=body, nonce=n))
             ex = execute_block(self.app, self.store, self.genesis, height=head.height + 1,
                                time_ms=t, proposer=proposer, txs=txs)
-            bad = [i for i, r in enumerate(ex.results) if not r.ok]
-            if not bad:
+            bad = next((i for i, r in enumerate(ex.results) if not r.ok), None)
+            if bad is None:
                 break
-            rejected.extend(ex.results[i] for i in bad)
-            drop = set(bad)
-            pending = [s for i, s in enumerate(pending) if i not in drop]
+            # drop only the first rejected one: later rejections may follow from it (a nonce
+            # gap, a missing predecessor) and pass once it is gone and the rest re-signed
+            rejected.append(ex.results[bad])
+            del pending[bad]
         header = make_header(self.genesis, prev=head, time_ms=t, proposer=proposer, txs=txs,
                              writes=ex.writes)
         block = Block(header=header, txs=tuple(txs))
