@@ -79,7 +79,7 @@ class MemLedger:
         self.height += 1
         self.time_ms += 1000
         for t, r in zip(txs, ex.results, strict=True):
-            if not r.ok:   # the nonce was not consumed
+            if not r.ok and t.signer in self.nonces:   # the nonce was not consumed
                 self.nonces[t.signer] = min(self.nonces[t.signer], t.nonce)
         return ex
 

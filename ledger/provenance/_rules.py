@@ -155,6 +155,8 @@ def check_event(kind: str, body: dict[str, Any]) -> EventView:
     t = body.get("type", kind)
     if t != kind:
         raise reject("type_mismatch", f"type {t!r} does not match the transaction kind {kind!r}")
+    if kind == "TransformationEvent" and "action" in body:
+        raise reject("action_not_allowed", "TransformationEvent has no action field")
     for f in body:
         if f not in allowed and ":" not in f:
             raise reject("unknown_field", f"{kind} has no field {f!r} (extension fields need "
