@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "bom": "cli.cmd_query:bom",
     "passport": "cli.cmd_query:passport",
     "events": "cli.cmd_query:events",
+    "node": "cli.cmd_node:node",
+    "devnet": "cli.cmd_devnet:devnet",
+    "status": "cli.cmd_remote:status",
+    "block": "cli.cmd_remote:block",
+    "tx": "cli.cmd_remote:tx",
 }
 
 

@@ -264,15 +264,30 @@ def kill_node(pid: int) -> None:
         time.sleep(0.02)
 
 
-def stop_devnet(net: Devnet, names: Sequence[str] | None = None) -> list[str]:
-    """Stop the devnet's running nodes (all, or `names`); returns the names that were running."""
-    stopped = []
-    for n in net.nodes:
-        if names is not None and n.name not in names:
-            continue
-        if stop_node(n.pid, n.home):
-            stopped.append(n.name)
-    return stopped
+def stop_devnet(net: Devnet, names: Sequence[str] | None = None, *,
+                grace_s: float = 10.0) -> list[str]:
+    """Stop the devnet's running nodes (all, or `names`) in parallel: SIGTERM to each, then
+    SIGKILL to those still running after `grace_s`. Returns the names that were running."""
+    running = [n for n in net.nodes
+               if (names is None or n.name in names) and is_node_process(n.pid, n.home)]
+    for n in running:
+        assert n.pid is not None
+        try:
+            os.kill(n.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    left = list(running)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        for n in list(left):
+            assert n.pid is not None
+            _reap(n.pid)
+            if not is_node_process(n.pid, n.home):
+                left.remove(n)
+    for n in left:
+        stop_node(n.pid, n.home, grace_s=0)
+    return [n.name for n in running]
 
 
 def write_current_pointer(directory: Path) -> None:
@@ -305,3 +320,34 @@ def default_node_url() -> str | None:
         if net.nodes:
             return net.nodes[0].api
     return None
+
+
+def wait_agreement(net: Devnet, *, timeout_s: float, height: int = 1,
+                   names: Sequence[str] | None = None) -> tuple[bool, str]:
+    """Poll the nodes' APIs until each (or each of `names`) has committed `height` and they
+    all hold the same block there. Returns (ok, what was missing)."""
+    import httpx
+
+    targets = [n for n in net.nodes if names is None or n.name in names]
+    deadline = time.monotonic() + timeout_s
+    why = "no answer yet"
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            hashes = set()
+            try:
+                for n in targets:
+                    if n.pid is not None and not is_node_process(n.pid, n.home):
+                        return False, f"node {n.name} exited (see {n.home}/node.log)"
+                    r = client.get(f"{n.api}/v1/blocks/{height}")
+                    if r.status_code != 200:
+                        why = f"{n.name} has not committed block {height}"
+                        raise LookupError(why)
+                    hashes.add(r.json()["hash"])
+            except (httpx.HTTPError, LookupError) as exc:
+                why = str(exc) or why
+                time.sleep(0.2)
+                continue
+            if len(hashes) == 1:
+                return True, ""
+            return False, f"the nodes hold different blocks at height {height}"
+    return False, why
