@@ -11,7 +11,7 @@ import click
 
 from cli._output import EXIT_FAILURE, EXIT_USAGE, dump_json, emit, fail
 from cli.cmd_query import home_option, json_option, open_reader
-from ledger.errors import ConfigError, StoreError
+from ledger.errors import ConfigError, DecodeError, StoreError
 
 
 @click.group()
@@ -33,7 +33,10 @@ def _read(path: Path, json_mode: bool) -> Any:
         data = path.read_bytes()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}", code=EXIT_USAGE, json_mode=json_mode)
-    return load_document(data)
+    try:
+        return load_document(data)
+    except DecodeError as exc:
+        fail(f"{path}: {exc.message}", json_mode=json_mode, data={"code": exc.code})
 
 
 @epcis.command("check")
