@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::{pool, Hash, PARALLEL_MIN_ITEMS};
+use crate::{pool, sha256, Hash, PARALLEL_MIN_ITEMS};
 
 pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
@@ -24,7 +24,11 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 
 /// Leaf hashes of raw leaf data, in parallel for large inputs.
 pub fn leaf_hashes(leaves: &[&[u8]]) -> Vec<Hash> {
-    pool::map_indexed(leaves.len(), PARALLEL_MIN_ITEMS, |i| leaf_hash(leaves[i]))
+    let mut out = vec![[0u8; 32]; leaves.len()];
+    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, |first, chunk| {
+        sha256::hash_many(first, chunk, |i| [&[0u8], leaves[i], &[]])
+    });
+    out
 }
 
 /// Root over already-computed leaf hashes.
@@ -34,8 +38,9 @@ pub fn root_from_leaf_hashes(mut level: Vec<Hash>) -> Hash {
     }
     while level.len() > 1 {
         let pairs = level.len() / 2;
-        let mut next: Vec<Hash> = pool::map_indexed(pairs, PARALLEL_MIN_ITEMS, |i| {
-            node_hash(&level[2 * i], &level[2 * i + 1])
+        let mut next = vec![[0u8; 32]; pairs];
+        pool::fill_chunked(&mut next, PARALLEL_MIN_ITEMS, |first, chunk| {
+            sha256::hash_many(first, chunk, |i| [&[1u8], &level[2 * i], &level[2 * i + 1]])
         });
         if level.len() % 2 == 1 {
             next.push(level[level.len() - 1]);

@@ -61,3 +61,31 @@ where
         Some(Some(p)) => p.install(|| (0..n).into_par_iter().map(f).collect()),
     }
 }
+
+/// Fills `out` by calling `f(offset, chunk)` on consecutive chunks of `out`; the chunks are
+/// spread over the threads once `out.len() >= min_parallel`.
+pub fn fill_chunked<T, F>(out: &mut [T], min_parallel: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync + Send,
+{
+    let pool = match &*THREADS.read().unwrap_or_else(|e| e.into_inner()) {
+        Threads::Serial => None,
+        Threads::Global => Some(None),
+        Threads::Pool(p) => Some(Some(Arc::clone(p))),
+    };
+    let n = out.len();
+    let parallel = |threads: usize, out: &mut [T]| {
+        // a few chunks per thread, so that a slow thread does not hold the others up
+        let chunk = n.div_ceil(threads * 4).max(256);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(k, c)| f(k * chunk, c));
+    };
+    match pool {
+        Some(_) if n < min_parallel => f(0, out),
+        None => f(0, out),
+        Some(None) => parallel(rayon::current_num_threads(), out),
+        Some(Some(p)) => p.install(|| parallel(p.current_num_threads(), out)),
+    }
+}

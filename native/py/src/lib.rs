@@ -4,24 +4,53 @@
 use partledger_core::{ed25519, merkle, pool, Hash};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 fn to_py_bytes<'py>(py: Python<'py>, hashes: Vec<Hash>) -> Vec<Bound<'py, PyBytes>> {
     hashes.iter().map(|h| PyBytes::new(py, h)).collect()
 }
 
-/// Borrow the contents of a sequence of `bytes` objects; they stay alive (and, being immutable,
-/// unchanged) while the caller holds `items`, so the slices may cross `allow_threads`.
-fn borrow_all<'a, 'py>(items: &'a [Bound<'py, PyBytes>]) -> Vec<&'a [u8]> {
-    items.iter().map(|b| b.as_bytes()).collect()
+fn not_bytes(what: &str) -> PyErr {
+    PyTypeError::new_err(format!("{what} must be a sequence of bytes"))
 }
 
-fn extract_bytes_list<'py>(
-    obj: &Bound<'py, PyAny>,
-    what: &str,
-) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-    obj.extract::<Vec<Bound<'py, PyBytes>>>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a sequence of bytes")))
+/// A snapshot of the caller's sequence as a tuple: the tuple owns a reference to every item and
+/// cannot change, and `bytes` objects are immutable, so slices borrowed from it stay valid (and
+/// may cross `allow_threads`) while it lives, whatever other threads do to the original list.
+fn snapshot<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyTuple>> {
+    if let Ok(list) = obj.downcast::<PyList>() {
+        return Ok(list.to_tuple());
+    }
+    if let Ok(tuple) = obj.downcast::<PyTuple>() {
+        return Ok(tuple.clone());
+    }
+    if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyString>() {
+        return Err(not_bytes(what));
+    }
+    let items = obj
+        .try_iter()
+        .map_err(|_| not_bytes(what))?
+        .collect::<PyResult<Vec<Bound<'py, PyAny>>>>()?;
+    PyTuple::new(obj.py(), items)
+}
+
+/// The contents of every item of `tuple`, which must all be `bytes`.
+fn borrow_all<'a>(tuple: &'a Bound<'_, PyTuple>, what: &str) -> PyResult<Vec<&'a [u8]>> {
+    tuple
+        .iter_borrowed()
+        .map(|item| {
+            if !item.is_instance_of::<PyBytes>() {
+                return Err(not_bytes(what));
+            }
+            // SAFETY: `item` is a bytes object (checked above) referenced by `tuple`, which
+            // lives for 'a and cannot drop it; bytes contents never change.
+            unsafe {
+                let data = pyo3::ffi::PyBytes_AsString(item.as_ptr()) as *const u8;
+                let len = pyo3::ffi::PyBytes_Size(item.as_ptr()) as usize;
+                Ok(std::slice::from_raw_parts(data, len))
+            }
+        })
+        .collect()
 }
 
 /// SHA-256 of each item, in order.
@@ -30,8 +59,8 @@ fn sha256_batch<'py>(
     py: Python<'py>,
     items: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-    let items = extract_bytes_list(items, "items")?;
-    let refs = borrow_all(&items);
+    let items = snapshot(items, "items")?;
+    let refs = borrow_all(&items, "items")?;
     let hashes = py.allow_threads(|| partledger_core::sha256_batch(&refs));
     Ok(to_py_bytes(py, hashes))
 }
@@ -39,8 +68,8 @@ fn sha256_batch<'py>(
 /// RFC 9162 Merkle tree root over raw leaf data.
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let leaves = extract_bytes_list(leaves, "leaves")?;
-    let refs = borrow_all(&leaves);
+    let leaves = snapshot(leaves, "leaves")?;
+    let refs = borrow_all(&leaves, "leaves")?;
     let root = py.allow_threads(|| merkle::root(&refs));
     Ok(PyBytes::new(py, &root))
 }
@@ -53,15 +82,17 @@ fn verify_batch<'py>(
     signatures: &Bound<'py, PyAny>,
     public_keys: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<bool>> {
-    let messages = extract_bytes_list(messages, "messages")?;
-    let signatures = extract_bytes_list(signatures, "signatures")?;
-    let public_keys = extract_bytes_list(public_keys, "public_keys")?;
-    if messages.len() != signatures.len() || messages.len() != public_keys.len() {
+    let messages = snapshot(messages, "messages")?;
+    let signatures = snapshot(signatures, "signatures")?;
+    let public_keys = snapshot(public_keys, "public_keys")?;
+    let m = borrow_all(&messages, "messages")?;
+    let s = borrow_all(&signatures, "signatures")?;
+    let k = borrow_all(&public_keys, "public_keys")?;
+    if m.len() != s.len() || m.len() != k.len() {
         return Err(PyValueError::new_err(
             "verify_batch: messages, signatures and public_keys differ in length",
         ));
     }
-    let (m, s, k) = (borrow_all(&messages), borrow_all(&signatures), borrow_all(&public_keys));
     Ok(py.allow_threads(|| partledger_core::verify_batch(&m, &s, &k)))
 }
 
@@ -75,7 +106,7 @@ fn verify(
 ) -> bool {
     let (m, s, k) = (message.as_bytes(), signature.as_bytes(), public_key.as_bytes());
     if m.len() < 4096 {
-        ed25519::verify(m, s, k) // 20 µs: not worth a GIL round trip
+        ed25519::verify(m, s, k) // about 20 µs: not worth a GIL round trip
     } else {
         py.allow_threads(|| ed25519::verify(m, s, k))
     }
