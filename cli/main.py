@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "status": "cli.cmd_remote:status",
     "block": "cli.cmd_remote:block",
     "tx": "cli.cmd_remote:tx",
+    "proof": "cli.cmd_proof:proof",
 }
 
 
