@@ -264,7 +264,8 @@ class Core:
         self._first: dict[tuple[bytes, int, str], tuple[bytes, bytes]] = {}
         self._reported: set[tuple[bytes, int, str]] = set()
         self._seen: set[bytes] = set()
-        self._sync_asked: tuple[int, int] | None = None
+        self._sync_asked: set[tuple[int, bytes | None]] = set()
+        self._ahead: dict[bytes, int] = {}
         self._block_sync_asked = False
 
     def _go(self, event: Event) -> None:
@@ -341,6 +342,13 @@ class Core:
             seal=seal).encode()))
 
     def _on_future(self, msg: Vote, data: bytes, out: list[Action]) -> None:
+        if (isinstance(msg, RoundChange) and msg.sender not in self._ahead
+                and msg.sender != self._me and self._verify(msg)):
+            # f+1 validators are changing rounds at a higher height: at least one honest node
+            # decided our height and is stuck without us — fetch the block instead of waiting
+            self._ahead[msg.sender] = msg.height
+            if len(self._ahead) >= self.config.f + 1:
+                self._request_sync(msg.sender, out)
         if msg.height - self._height <= self.config.future_heights:
             per_sender = self._future.setdefault(msg.height, {}).setdefault(msg.sender, [])
             if len(per_sender) >= FUTURE_PER_SENDER:
@@ -355,11 +363,11 @@ class Core:
             self._request_sync(msg.sender, out)
 
     def _request_sync(self, peer: bytes | None, out: list[Action]) -> None:
-        """At most one sync request per (height, round) of ours."""
-        here = (self._height, self._round)
-        if self._sync_asked == here:
+        """At most one sync request per (height, round) of ours and peer hint."""
+        key = (self._round, peer)
+        if key in self._sync_asked or len(self._sync_asked) > 2 * self.config.n:
             return
-        self._sync_asked = here
+        self._sync_asked.add(key)
         self._c["sync_requests"] += 1
         out.append(RequestSync(from_height=self._height,
                                peer_hint=None if peer == self._me else peer))
@@ -628,6 +636,7 @@ class Core:
             for r in [r for r in table if r < round_]:
                 del table[r]
         self._sent = {k: v for k, v in self._sent.items() if k[0] >= round_}
+        self._sync_asked.clear()
         out.append(self._timer())
         if broadcast_rc:
             self._vote(round_, ROUND_CHANGE, _claim(self._pr, self._ph), lambda: RoundChange.sign(

@@ -282,11 +282,12 @@ def _sig(m: dict[str, Any]) -> bytes:
     return v
 
 
-def _header(m: Any, kind: str) -> tuple[bytes, int, int, bytes]:
+def _header(m: Any, kind: str, keys: frozenset[str]) -> tuple[bytes, int, int, bytes]:
     if not isinstance(m, dict):
         raise _bad(f"{kind}: expected a map")
     if m.get("v") != MESSAGE_VERSION or m.get("t") != kind:
         raise _bad(f"expected a version {MESSAGE_VERSION} {kind}")
+    _need_keys(m, keys, kind)
     return _b32(m, "chain"), _int(m, "height"), _int(m, "round"), _b32(m, "sender")
 
 
@@ -299,15 +300,13 @@ _DECIDED_KEYS = frozenset({"v", "t", "chain", "height", "block_hash", "sender", 
 
 
 def _prepare_from(m: Any) -> Prepare:
-    chain, height, round_, sender = _header(m, PREPARE)
-    _need_keys(m, _VOTE_KEYS, PREPARE)
+    chain, height, round_, sender = _header(m, PREPARE, _VOTE_KEYS)
     return Prepare(chain=chain, height=height, round=round_, sender=sender,
                    block_hash=_b32(m, "block_hash"), sig=_sig(m))
 
 
 def _commit_from(m: Any) -> CommitVote:
-    chain, height, round_, sender = _header(m, COMMIT)
-    _need_keys(m, _VOTE_KEYS, COMMIT)
+    chain, height, round_, sender = _header(m, COMMIT, _VOTE_KEYS)
     return CommitVote(chain=chain, height=height, round=round_, sender=sender,
                   block_hash=_b32(m, "block_hash"), sig=_sig(m))
 
@@ -320,8 +319,7 @@ def _list(m: dict[str, Any], name: str) -> list[Any]:
 
 
 def _rc_from(m: Any) -> RoundChange:
-    chain, height, round_, sender = _header(m, ROUND_CHANGE)
-    _need_keys(m, _RC_KEYS, ROUND_CHANGE)
+    chain, height, round_, sender = _header(m, ROUND_CHANGE, _RC_KEYS)
     pr, ph, pb = m["prepared_round"], m["prepared_hash"], m["prepared_block"]
     if pr is None:
         if ph is not None or pb is not None or m["prepares"]:
@@ -339,8 +337,7 @@ def _rc_from(m: Any) -> RoundChange:
 
 
 def _proposal_from(m: Any) -> Proposal:
-    chain, height, round_, sender = _header(m, PROPOSAL)
-    _need_keys(m, _PROPOSAL_KEYS, PROPOSAL)
+    chain, height, round_, sender = _header(m, PROPOSAL, _PROPOSAL_KEYS)
     if not isinstance(m["block"], bytes):
         raise _bad("block must be bytes")
     rcs = tuple(_rc_from(r) for r in _list(m, "round_changes"))

@@ -331,8 +331,23 @@ def test_Core_far_future_message_requests_sync_near_future_is_buffered() -> None
     assert core.statistics().buffered_future == 1
     out = recv(core, prep(k[1], 9, 0, sha256(b"x")))
     assert RequestSync(from_height=1, peer_hint=k[1].public) in out
-    # once per (height, round); a forged far-future message triggers nothing
-    assert not [a for a in recv(core, prep(k[2], 9, 0, sha256(b"x"))) if isinstance(a, RequestSync)]
+    # once per (round, peer); a forged far-future message triggers nothing
+    assert not [a for a in recv(core, prep(k[1], 9, 1, sha256(b"x"))) if isinstance(a, RequestSync)]
+    forged = Prepare(chain=CHAIN, height=9, round=0, sender=k[2].public,
+                     block_hash=sha256(b"x"), sig=bytes(64))
+    assert not [a for a in core.step(MessageReceived(msg=forged.encode()))
+                if isinstance(a, RequestSync)]
+    assert core.statistics().sync_requests == 1
+
+
+def test_Core_f_plus_1_round_changes_at_a_higher_height_request_sync() -> None:
+    k = keys(4)
+    core = started(4, 0)
+    out = recv(core, rc(k[1], 2, 1))
+    assert not [a for a in out if isinstance(a, RequestSync)]
+    out = recv(core, rc(k[2], 2, 1))
+    assert [a for a in out if isinstance(a, RequestSync)] == [
+        RequestSync(from_height=1, peer_hint=k[2].public)]
 
 
 def _seal(height: int, blk: bytes, signers: list[SigningKey], round_: int = 0) -> Seal:
