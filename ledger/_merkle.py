@@ -1,7 +1,8 @@
 """RFC 9162 Merkle trees: roots, inclusion proofs, consistency proofs, and their verification.
 
-Roots of whole blocks go through the fast backend (`ledger._accel`); proofs are built and checked
-here from the RFC's definitions, so an auditor can read them against section 2.1 line by line.
+Roots and proofs are built by the fast backend (`ledger._accel`: the Rust extension, or the pure
+twin `ledger._native_py`, whose `inclusion_proof`/`consistency_proof` follow RFC 9162 §2.1 line by
+line); proofs are checked here from the RFC's definitions.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ledger._accel import backend
+from ledger import _accel
 
 
 def _h(data: bytes) -> bytes:
@@ -26,41 +27,12 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 def root(leaves: Sequence[bytes]) -> bytes:
     """MTH(D[n]) over raw leaf data."""
-    return bytes(backend.merkle_root(list(leaves)))
-
-
-def _split(n: int) -> int:
-    """The largest power of two smaller than n (n > 1)."""
-    return 1 << ((n - 1).bit_length() - 1)
-
-
-def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
-    if not hashes:
-        return _h(b"")
-    level = list(hashes)
-    while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+    return bytes(_accel.backend.merkle_root(list(leaves)))
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PATH(m, D[n]) of RFC 9162 §2.1.3.1 for leaf `index`."""
-    if not 0 <= index < len(leaves):
-        raise IndexError(f"leaf {index} outside a tree of {len(leaves)}")
-    return _path(index, [leaf_hash(d) for d in leaves])
-
-
-def _path(m: int, hashes: Sequence[bytes]) -> list[bytes]:
-    n = len(hashes)
-    if n == 1:
-        return []
-    k = _split(n)
-    if m < k:
-        return [*_path(m, hashes[:k]), _root_of_hashes(hashes[k:])]
-    return [*_path(m - k, hashes[k:]), _root_of_hashes(hashes[:k])]
+    """PATH(m, D[n]) of RFC 9162 §2.1.3.1 for leaf `index` (IndexError outside the tree)."""
+    return list(_accel.backend.inclusion_proof(index, list(leaves)))
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
@@ -87,21 +59,8 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
 
 
 def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1."""
-    n = len(leaves)
-    if not 0 < old_size <= n:
-        raise ValueError(f"old size {old_size} outside 1..{n}")
-    return _subproof(old_size, [leaf_hash(d) for d in leaves], True)
-
-
-def _subproof(m: int, hashes: Sequence[bytes], complete: bool) -> list[bytes]:
-    n = len(hashes)
-    if m == n:
-        return [] if complete else [_root_of_hashes(hashes)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, hashes[:k], complete), _root_of_hashes(hashes[k:])]
-    return [*_subproof(m - k, hashes[k:], False), _root_of_hashes(hashes[:k])]
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1 (ValueError unless 0 < old_size <= len(leaves))."""
+    return list(_accel.backend.consistency_proof(old_size, list(leaves)))
 
 
 def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes,

@@ -2,11 +2,22 @@
 # `make lint`. The pure-Python twin ledger/_native_py.py has the same signatures.
 from collections.abc import Sequence
 
-__all__ = ["get_threads", "merkle_root", "set_threads", "sha256_batch", "verify", "verify_batch"]
+__all__ = [
+    "consistency_proof",
+    "get_threads",
+    "inclusion_proof",
+    "merkle_root",
+    "set_threads",
+    "sha256_batch",
+    "verify",
+    "verify_batch",
+]
 
 
 def sha256_batch(items: Sequence[bytes]) -> list[bytes]: ...
 def merkle_root(leaves: Sequence[bytes]) -> bytes: ...
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]: ...
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]: ...
 def verify(message: bytes, signature: bytes, public_key: bytes) -> bool: ...
 def verify_batch(
     messages: Sequence[bytes], signatures: Sequence[bytes], public_keys: Sequence[bytes]

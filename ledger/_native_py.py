@@ -9,7 +9,7 @@ libsodium (PyNaCl); the Rust side reimplements that rule (`docs/signatures.md`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -20,18 +20,22 @@ _SIGNATURE_BYTES = 64
 _PUBLIC_KEY_BYTES = 32
 
 
-def _check_bytes(items: Sequence[object], what: str) -> None:
-    if isinstance(items, (bytes, str)) or not all(isinstance(x, bytes) for x in items):
+def _bytes_list(items: Iterable[object], what: str) -> list[bytes]:
+    """`items` as a list, refusing what the extension refuses (same message)."""
+    if isinstance(items, (bytes, str)):
         raise TypeError(f"{what} must be a sequence of bytes")
+    out = list(items)
+    if not all(isinstance(x, bytes) for x in out):
+        raise TypeError(f"{what} must be a sequence of bytes")
+    return out  # type: ignore[return-value]
 
 
 def sha256_batch(items: Sequence[bytes]) -> list[bytes]:
-    _check_bytes(items, "items")
-    return [_sha256(d).digest() for d in items]
+    return [_sha256(d).digest() for d in _bytes_list(items, "items")]
 
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    _check_bytes(leaves, "leaves")
+    leaves = _bytes_list(leaves, "leaves")
     if not leaves:
         return _sha256(b"").digest()
     level = [_sha256(b"\x00" + d).digest() for d in leaves]
@@ -42,6 +46,66 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return _sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
+    level = list(hashes)
+    while len(level) > 1:
+        nxt = [_node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 9162 §2.1.3.1 for leaf `index`, read against the RFC line by line."""
+    leaves = _bytes_list(leaves, "leaves")
+    if not 0 <= index < len(leaves):
+        raise IndexError(f"leaf {index} outside a tree of {len(leaves)}")
+    return _path(index, [_leaf_hash(d) for d in leaves])
+
+
+def _path(m: int, hashes: Sequence[bytes]) -> list[bytes]:
+    n = len(hashes)
+    if n == 1:
+        return []
+    k = _split(n)
+    if m < k:
+        return [*_path(m, hashes[:k]), _root_of_hashes(hashes[k:])]
+    return [*_path(m - k, hashes[k:]), _root_of_hashes(hashes[:k])]
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1, from the tree of the first `old_size` leaves."""
+    leaves = _bytes_list(leaves, "leaves")
+    n = len(leaves)
+    if not 0 < old_size <= n:
+        raise ValueError(f"old size {old_size} outside 1..{n}")
+    return _subproof(old_size, [_leaf_hash(d) for d in leaves], True)
+
+
+def _subproof(m: int, hashes: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(hashes)
+    if m == n:
+        return [] if complete else [_root_of_hashes(hashes)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, hashes[:k], complete), _root_of_hashes(hashes[k:])]
+    return [*_subproof(m - k, hashes[k:], False), _root_of_hashes(hashes[:k])]
 
 
 def verify(message: bytes, signature: bytes, public_key: bytes) -> bool:
@@ -61,9 +125,9 @@ def verify(message: bytes, signature: bytes, public_key: bytes) -> bool:
 def verify_batch(messages: Sequence[bytes], signatures: Sequence[bytes],
                  public_keys: Sequence[bytes]) -> list[bool]:
     """Strict Ed25519 verdicts (libsodium's rule), one per signature, in order."""
-    _check_bytes(messages, "messages")
-    _check_bytes(signatures, "signatures")
-    _check_bytes(public_keys, "public_keys")
+    messages = _bytes_list(messages, "messages")
+    signatures = _bytes_list(signatures, "signatures")
+    public_keys = _bytes_list(public_keys, "public_keys")
     if not len(messages) == len(signatures) == len(public_keys):
         raise ValueError("verify_batch: messages, signatures and public_keys differ in length")
     return [verify(m, s, k) for m, s, k in zip(messages, signatures, public_keys, strict=True)]

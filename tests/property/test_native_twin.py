@@ -105,3 +105,43 @@ def test_verify_batch_twin(seeds: list[bytes], flips: set[int]) -> None:
     assert expected == [i not in flips for i in range(len(seeds))]
     assert native.verify_batch(msgs, sigs, pks) == expected
     assert _native_py.verify_batch(msgs, sigs, pks) == expected
+
+
+# --- Merkle proofs: same hashes, same errors --------------------------------------------------
+
+@given(leaves=st.lists(st.binary(max_size=40), min_size=1, max_size=70), data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_merkle_proofs_twin(leaves: list[bytes], data: st.DataObject) -> None:
+    index = data.draw(st.integers(0, len(leaves) - 1))
+    old_size = data.draw(st.integers(1, len(leaves)))
+    assert native.inclusion_proof(index, leaves) == _native_py.inclusion_proof(index, leaves)
+    assert (native.consistency_proof(old_size, leaves)
+            == _native_py.consistency_proof(old_size, leaves))
+
+
+@pytest.mark.parametrize("module", [native, _native_py])
+def test_merkle_proof_errors_twin(module: object) -> None:
+    leaves = [b"a", b"b", b"c"]
+    for index in (-1, 3, 10**20):
+        with pytest.raises(IndexError, match=f"leaf {index} outside a tree of 3"):
+            module.inclusion_proof(index, leaves)  # type: ignore[attr-defined]
+    for old in (-1, 0, 4):
+        with pytest.raises(ValueError, match=f"old size {old} outside 1..3"):
+            module.consistency_proof(old, leaves)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        module.inclusion_proof(0, ["a"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module", [native, _native_py])
+@pytest.mark.parametrize("make", [tuple, iter, list])
+def test_hashing_accepts_any_iterable_of_bytes(module: object, make: object) -> None:
+    leaves = [b"x" * i for i in range(5)]
+    assert module.sha256_batch(make(leaves)) == _native_py.sha256_batch(leaves)  # type: ignore
+    assert module.merkle_root(make(leaves)) == _native_py.merkle_root(leaves)  # type: ignore
+
+
+@pytest.mark.parametrize("module", [native, _native_py])
+@pytest.mark.parametrize("bad", [b"abc", "abc", [b"a", "b"], [b"a", bytearray(b"b")], [1]])
+def test_hashing_refuses_non_bytes(module: object, bad: object) -> None:
+    with pytest.raises(TypeError, match="must be a sequence of bytes"):
+        module.sha256_batch(bad)  # type: ignore[attr-defined]

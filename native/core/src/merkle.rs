@@ -55,6 +55,85 @@ pub fn root(leaves: &[&[u8]]) -> Hash {
     root_from_leaf_hashes(leaf_hashes(leaves))
 }
 
+/// The largest power of two smaller than `n` (n > 1): where RFC 9162 splits a tree.
+fn split(n: usize) -> usize {
+    debug_assert!(n > 1);
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// Root over a non-empty run of leaf hashes.
+fn subtree_root(hashes: &[Hash]) -> Hash {
+    root_from_leaf_hashes(hashes.to_vec())
+}
+
+/// Why a proof cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofError {
+    /// The leaf index is not below the tree size.
+    IndexOutOfRange { index: u64, size: usize },
+    /// The old size is not in 1..=size.
+    OldSizeOutOfRange { old_size: u64, size: usize },
+}
+
+/// PATH(m, D[n]) of RFC 9162 §2.1.3.1 for leaf `index` of the tree over raw `leaves`.
+pub fn inclusion_proof(index: u64, leaves: &[&[u8]]) -> Result<Vec<Hash>, ProofError> {
+    let size = leaves.len();
+    let m = usize::try_from(index)
+        .ok()
+        .filter(|&m| m < size)
+        .ok_or(ProofError::IndexOutOfRange { index, size })?;
+    let hashes = leaf_hashes(leaves);
+    let mut proof = Vec::new();
+    path(m, &hashes, &mut proof);
+    Ok(proof)
+}
+
+fn path(m: usize, hashes: &[Hash], out: &mut Vec<Hash>) {
+    let n = hashes.len();
+    if n == 1 {
+        return;
+    }
+    let k = split(n);
+    if m < k {
+        path(m, &hashes[..k], out);
+        out.push(subtree_root(&hashes[k..]));
+    } else {
+        path(m - k, &hashes[k..], out);
+        out.push(subtree_root(&hashes[..k]));
+    }
+}
+
+/// PROOF(m, D[n]) of RFC 9162 §2.1.4.1: the tree of `old_size` leaves is a prefix of this one.
+pub fn consistency_proof(old_size: u64, leaves: &[&[u8]]) -> Result<Vec<Hash>, ProofError> {
+    let size = leaves.len();
+    let m = usize::try_from(old_size)
+        .ok()
+        .filter(|&m| 0 < m && m <= size)
+        .ok_or(ProofError::OldSizeOutOfRange { old_size, size })?;
+    let hashes = leaf_hashes(leaves);
+    let mut proof = Vec::new();
+    subproof(m, &hashes, true, &mut proof);
+    Ok(proof)
+}
+
+fn subproof(m: usize, hashes: &[Hash], complete: bool, out: &mut Vec<Hash>) {
+    let n = hashes.len();
+    if m == n {
+        if !complete {
+            out.push(subtree_root(hashes));
+        }
+        return;
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(m, &hashes[..k], complete, out);
+        out.push(subtree_root(&hashes[k..]));
+    } else {
+        subproof(m - k, &hashes[k..], false, out);
+        out.push(subtree_root(&hashes[..k]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +150,60 @@ mod tests {
                 node_hash(&reference(&leaves[..k]), &reference(&leaves[k..]))
             }
         }
+    }
+
+    /// RFC 9162 §2.1.3.2, written independently of `path`, to check proofs end to end.
+    fn verify_inclusion(leaf: &[u8], index: usize, size: usize, proof: &[Hash], root: &Hash) -> bool {
+        let (mut fn_, mut sn) = (index, size - 1);
+        let mut r = leaf_hash(leaf);
+        for p in proof {
+            if sn == 0 {
+                return false;
+            }
+            if fn_ & 1 == 1 || fn_ == sn {
+                r = node_hash(p, &r);
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            } else {
+                r = node_hash(&r, p);
+            }
+            fn_ >>= 1;
+            sn >>= 1;
+        }
+        sn == 0 && r == *root
+    }
+
+    #[test]
+    fn inclusion_proofs_verify_and_errors() {
+        let data: Vec<Vec<u8>> = (0..40u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        for n in 1..data.len() {
+            let refs: Vec<&[u8]> = data[..n].iter().map(|v| v.as_slice()).collect();
+            let r = root(&refs);
+            for m in 0..n {
+                let proof = inclusion_proof(m as u64, &refs).unwrap();
+                assert!(verify_inclusion(refs[m], m, n, &proof, &r), "n={n} m={m}");
+                assert!(!verify_inclusion(b"other", m, n, &proof, &r));
+            }
+            assert!(inclusion_proof(n as u64, &refs).is_err());
+        }
+        assert!(consistency_proof(0, &[b"a"]).is_err());
+        assert!(consistency_proof(2, &[b"a"]).is_err());
+        assert_eq!(consistency_proof(1, &[b"a"]).unwrap(), Vec::<Hash>::new());
+    }
+
+    #[test]
+    fn consistency_proof_rfc_shape() {
+        // RFC 9162 §2.1.5 example: PROOF(3, D[7]) = [c, d, g, l]: 4 hashes.
+        let data: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i]).collect();
+        let refs: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
+        let p = consistency_proof(3, &refs).unwrap();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[0], leaf_hash(refs[2]));
+        assert_eq!(p[1], leaf_hash(refs[3]));
+        assert_eq!(p[3], reference(&refs[4..]));
+        assert_eq!(consistency_proof(4, &refs).unwrap().len(), 1); // [ l ]
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The Python face of partledger-core: a thin layer that converts arguments, releases the GIL
 //! and returns bytes. Keep every rule in the core crate so that it can be tested without Python.
 
+use partledger_core::merkle::ProofError;
 use partledger_core::{ed25519, merkle, pool, Hash};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
 fn to_py_bytes<'py>(py: Python<'py>, hashes: Vec<Hash>) -> Vec<Bound<'py, PyBytes>> {
     hashes.iter().map(|h| PyBytes::new(py, h)).collect()
@@ -74,6 +75,49 @@ fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bou
     Ok(PyBytes::new(py, &root))
 }
 
+fn proof_error(e: ProofError) -> PyErr {
+    match e {
+        ProofError::IndexOutOfRange { index, size } => {
+            PyIndexError::new_err(format!("leaf {index} outside a tree of {size}"))
+        }
+        ProofError::OldSizeOutOfRange { old_size, size } => {
+            PyValueError::new_err(format!("old size {old_size} outside 1..{size}"))
+        }
+    }
+}
+
+/// RFC 9162 inclusion proof (PATH) of leaf `index` in the tree over raw `leaves`.
+#[pyfunction]
+fn inclusion_proof<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyInt>,
+    leaves: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let leaves = snapshot(leaves, "leaves")?;
+    let refs = borrow_all(&leaves, "leaves")?;
+    let Ok(m) = index.extract::<u64>() else {
+        return Err(PyIndexError::new_err(format!("leaf {index} outside a tree of {}", refs.len())));
+    };
+    let proof = py.allow_threads(|| merkle::inclusion_proof(m, &refs)).map_err(proof_error)?;
+    Ok(to_py_bytes(py, proof))
+}
+
+/// RFC 9162 consistency proof (PROOF) from the tree of the first `old_size` leaves.
+#[pyfunction]
+fn consistency_proof<'py>(
+    py: Python<'py>,
+    old_size: &Bound<'py, PyInt>,
+    leaves: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let leaves = snapshot(leaves, "leaves")?;
+    let refs = borrow_all(&leaves, "leaves")?;
+    let Ok(old) = old_size.extract::<u64>() else {
+        return Err(PyValueError::new_err(format!("old size {old_size} outside 1..{}", refs.len())));
+    };
+    let proof = py.allow_threads(|| merkle::consistency_proof(old, &refs)).map_err(proof_error)?;
+    Ok(to_py_bytes(py, proof))
+}
+
 /// The strict Ed25519 verdict of each signature, in order (wrong lengths give False).
 #[pyfunction]
 fn verify_batch<'py>(
@@ -129,6 +173,8 @@ fn get_threads() -> usize {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sha256_batch, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(inclusion_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(consistency_proof, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;

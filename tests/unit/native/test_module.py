@@ -10,7 +10,8 @@ import pytest
 import ledger
 from ledger import _native, _native_py
 
-PUBLIC = ["get_threads", "merkle_root", "set_threads", "sha256_batch", "verify", "verify_batch"]
+PUBLIC = ["consistency_proof", "get_threads", "inclusion_proof", "merkle_root", "set_threads",
+          "sha256_batch", "verify", "verify_batch"]
 
 
 def test_twin_has_the_extension_functions_with_the_same_parameters() -> None:
