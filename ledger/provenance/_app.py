@@ -65,6 +65,12 @@ class GenesisLike(Protocol):
     def members(self) -> Sequence[MemberLike]: ...
 
 
+class _Raw(bytes):
+    """A value already in canonical encoding (index entries shared by many keys)."""
+
+    __slots__ = ()
+
+
 class _St:
     """Base reader + block layer + transaction layer of decoded values (None = deleted)."""
 
@@ -200,7 +206,8 @@ class ProvenanceApp:
                 continue
             st.commit()
             results.append(TxResult(tx_id=tx.tx_id, ok=True))
-        writes = {k: (None if v is None else encode(v)) for k, v in st.block.items()}
+        writes = {k: (None if v is None else v if type(v) is _Raw else encode(v))
+                  for k, v in st.block.items()}
         return Execution(writes=writes, results=results)
 
     def check(self, state: StateReader, ctx: BlockContext, tx: Transaction) -> TxResult:
@@ -481,11 +488,12 @@ class ProvenanceApp:
                 "in": list(dict.fromkeys([*rec["in"], *ins])),
                 "out": list(dict.fromkeys([*rec["out"], *outs]))})
         if t.c.index:
+            raw = t.raw_eid()
             for o, i in pairs:
                 if o == i:
                     continue
-                t.c.st.put(K.edge(b"df", o, i), eid)
-                t.c.st.put(K.edge(b"dt", i, o), eid)
+                t.c.st.put(K.edge(b"df", o, i), raw)
+                t.c.st.put(K.edge(b"dt", i, o), raw)
 
     def _transaction_event(self, t: _Touched, v: EventView, body: dict[str, Any]) -> None:
         btx = [[b.get("type", ""), b["bizTransaction"]] for b in body["bizTransactionList"]]
@@ -905,11 +913,17 @@ def _all_keys(v: EventView) -> list[str]:
 class _Touched:
     """The objects one event reads and changes, written back once at the end."""
 
-    __slots__ = ("app", "c", "eid", "objs", "view")
+    __slots__ = ("_raw", "app", "c", "eid", "objs", "view")
 
     def __init__(self, app: ProvenanceApp, c: _Ctx, eid: str, view: EventView) -> None:
         self.app, self.c, self.eid, self.view = app, c, eid, view
         self.objs: dict[str, dict[str, Any]] = {}
+        self._raw: _Raw | None = None
+
+    def raw_eid(self) -> _Raw:
+        if self._raw is None:
+            self._raw = _Raw(encode(self.eid))
+        return self._raw
 
     def obj_id(self, key: str) -> str:
         o = self.objs.get(key) or self.c.st.get(K.obj(key))
@@ -996,4 +1010,4 @@ class _Touched:
             o["lev"] = self.eid
             st.put(K.obj(key), o)
             if self.c.index:
-                st.put(K.obj_event(key, n), self.eid)
+                st.put(K.obj_event(key, n), self.raw_eid())

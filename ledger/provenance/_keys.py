@@ -18,12 +18,13 @@ Records (the state proper)::
 
 Genealogy and lookup indexes (written in the same block write set; `index=False` skips them)::
 
-    g/df/<out>\\0<in>   derived-from (trace back)      g/dt/<in>\\0<out>   derived-to
-    g/ci/<child>\\0<p>  contained-in [[from,to],...]    g/co/<p>\\0<child>  contains
-    g/cf/<child>\\0<p>  component-of [[from,to],...]    g/cp/<p>\\0<child>  has-component
-    g/su/<new>\\0<old>  passport successor-of           g/pr/<old>\\0<new>  predecessor-of
-    g/at/<subject>\\0<certId>   attestations of a subject
-    g/qn/<idkey>\\0<noticeId>   quality notices naming an object
+    gu/<node>\\0<rel>\\0<other>   upstream edges: df derived-from (transformation input),
+                                 cp has-component, co contains ([[from, to, ev, endEv]...])
+    gd/<node>\\0<rel>\\0<other>   downstream edges: dt derived-into, cf component-of,
+                                 ci contained-in
+    gp/<passport>\\0su|pr\\0<p>   passport successor-of / predecessor-of
+    ga/<subject>\\0at\\0<certId>  attestations of a subject
+    gq/<idkey>\\0qn\\0<noticeId>  quality notices naming an object
     xe/<idkey>\\0<seq:8>        events naming an object (MATCH_anyEPC)
 """
 
@@ -88,12 +89,30 @@ def notice(nid: str) -> bytes:
     return b"qn/" + nid.encode()
 
 
+# upstream relations (trace back) and downstream ones (trace forward) share one prefix per
+# node, so a walk reads each node's neighbours with a single range scan
+_GROUP = {b"df": b"gu/", b"cp": b"gu/", b"co": b"gu/", b"dt": b"gd/", b"cf": b"gd/",
+          b"ci": b"gd/", b"su": b"gp/", b"pr": b"gp/", b"at": b"ga/", b"qn": b"gq/"}
+UP, DOWN = b"gu/", b"gd/"
+
+
 def edge(rel: bytes, a: str, b: str) -> bytes:
-    return b"g/" + rel + b"/" + a.encode() + SEP + b.encode()
+    return _GROUP[rel] + a.encode() + SEP + rel + SEP + b.encode()
 
 
 def edge_prefix(rel: bytes, a: str) -> bytes:
-    return b"g/" + rel + b"/" + a.encode() + SEP
+    return _GROUP[rel] + a.encode() + SEP + rel + SEP
+
+
+def node_prefix(group: bytes, a: str) -> bytes:
+    """All edges of one direction (UP or DOWN) of node `a`."""
+    return group + a.encode() + SEP
+
+
+def split_edge(k: bytes) -> tuple[bytes, str]:
+    """(relation, other end) of an edge key."""
+    _, rel, other = k.split(SEP, 2)
+    return rel, other.decode()
 
 
 def obj_event(key: str, n: int) -> bytes:
@@ -105,5 +124,5 @@ def obj_event_prefix(key: str) -> bytes:
 
 
 def tail(k: bytes) -> str:
-    """The part of an edge key after the separator."""
-    return k[k.index(SEP) + 1:].decode()
+    """The other end of an edge key."""
+    return k.rsplit(SEP, 1)[1].decode()

@@ -145,11 +145,19 @@ def notices_of(r: Reader, key: str) -> list[dict[str, Any]]:
 
 # -- trace back / forward ---------------------------------------------------------------------
 
-_UP = ((b"df", "derived-from"), (b"cp", "component"), (b"co", "contains"))
-_DOWN = ((b"dt", "derived-into"), (b"cf", "component-of"), (b"ci", "contained-in"))
+_REL_NAMES = {"df": "derived-from", "cp": "component", "co": "contains",
+              "dt": "derived-into", "cf": "component-of", "ci": "contained-in"}
 
 
-def _walk(r: Reader, root: str, rels: Sequence[tuple[bytes, str]], max_depth: int,
+def _neighbours(r: Reader, group: bytes, key: str) -> list[tuple[str, str, Any]]:
+    out = []
+    for k, v in r.iter_prefix(K.node_prefix(group, key)):
+        rel, other = K.split_edge(k)
+        out.append((_REL_NAMES[rel.decode()], other, decode(v)))
+    return out
+
+
+def _walk(r: Reader, root: str, group: bytes, max_depth: int,
           with_events: bool) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, Any]] = []
@@ -172,21 +180,20 @@ def _walk(r: Reader, root: str, rels: Sequence[tuple[bytes, str]], max_depth: in
             nodes[key] = node
             if depth[key] >= max_depth:
                 continue
-            for rel, name in rels:
-                for other, val in _edges(r, rel, key):
-                    e: dict[str, Any] = {"from": key, "to": other, "rel": name}
-                    if isinstance(val, str):
-                        e["event"] = val
-                    else:
-                        e["intervals"] = _intervals(val)
-                    edges.append(e)
-                    if other not in depth:
-                        if len(depth) >= MAX_NODES:
-                            raise ValidationError("the genealogy has more than "
-                                                  f"{MAX_NODES} nodes; narrow the query "
-                                                  "with --depth", code="too_large")
-                        depth[other] = depth[key] + 1
-                        nxt.append(other)
+            for name, other, val in _neighbours(r, group, key):
+                e: dict[str, Any] = {"from": key, "to": other, "rel": name}
+                if isinstance(val, str):
+                    e["event"] = val
+                else:
+                    e["intervals"] = _intervals(val)
+                edges.append(e)
+                if other not in depth:
+                    if len(depth) >= MAX_NODES:
+                        raise ValidationError("the genealogy has more than "
+                                              f"{MAX_NODES} nodes; narrow the query "
+                                              "with --depth", code="too_large")
+                    depth[other] = depth[key] + 1
+                    nxt.append(other)
         frontier = nxt
     for n in nodes.values():
         n["leaf"] = not any(e["from"] == n["key"] for e in edges)
@@ -200,7 +207,7 @@ def trace_back(r: Reader, ident: str, *, max_depth: int = 64,
     """Everything `ident` was made from, down to raw-material lots (with events and
     attestations on the way)."""
     key, _ = _require_obj(r, ident)
-    out = _walk(r, key, _UP, max_depth, with_events)
+    out = _walk(r, key, K.UP, max_depth, with_events)
     out["direction"] = "back"
     out["rawMaterials"] = [n["id"] for n in out["nodes"] if n["leaf"] and n["key"] != key]
     return out
@@ -210,7 +217,7 @@ def trace_forward(r: Reader, ident: str, *, max_depth: int = 64,
                   with_events: bool = False) -> dict[str, Any]:
     """Every product that contains or was made from `ident` (where-used), with holders."""
     key, _ = _require_obj(r, ident)
-    out = _walk(r, key, _DOWN, max_depth, with_events)
+    out = _walk(r, key, K.DOWN, max_depth, with_events)
     out["direction"] = "forward"
     out["endItems"] = [{"id": n["id"], "holders": n.get("holders"), "owner": n.get("owner"),
                         "status": n.get("status")}
@@ -226,7 +233,7 @@ def recall(r: Reader, idents: Iterable[str]) -> dict[str, Any]:
     for ident in idents:
         key, _ = _require_obj(r, ident)
         roots.append(_label(r, key))
-        tr = _walk(r, key, _DOWN, 64, False)
+        tr = _walk(r, key, K.DOWN, 64, False)
         for n in tr["nodes"]:
             if n["key"] == key or n["key"] in affected:
                 continue

@@ -110,7 +110,7 @@ def _comparable(state: MemState) -> dict[bytes, bytes]:
     # event, passport and proposal records carry the block height/time they were recorded
     # at; objects, indexes and nonces do not depend on how transactions are cut into blocks
     return {k: v for k, v in state.items().items()
-            if k.startswith((b"obj/", b"g/", b"xe/", b"es/", b"nonce/", b"meta/", b"tf/"))}
+            if k.startswith((b"obj/", b"g", b"xe/", b"es/", b"nonce/", b"meta/", b"tf/"))}
 
 
 @settings(max_examples=6, deadline=None)
