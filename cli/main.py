@@ -17,6 +17,7 @@ import click
 # command name -> "module:attribute"; each attribute is a click.Command or click.Group
 COMMANDS: dict[str, str] = {
     "keys": "cli.cmd_keys:keys",
+    "sim": "cli.cmd_sim:sim",
     "dev": "cli.cmd_dev:dev",
     "audit": "cli.cmd_audit:audit",
     "epcis": "cli.cmd_epcis:epcis",

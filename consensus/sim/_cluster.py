@@ -91,6 +91,10 @@ class RunResult:
     events: int
     messages: int
     evidence: int
+    crashes: int
+    net_changes: int
+    max_round: int
+    syncs: int
     digest: str  # SHA-256 over the whole trace: equal digests = identical runs
 
     @property
@@ -100,7 +104,9 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "ok": self.ok, "min_height": self.min_height,
                 "max_height": self.max_height, "sim_ms": self.sim_ms, "events": self.events,
-                "messages": self.messages, "evidence": self.evidence, "digest": self.digest,
+                "messages": self.messages, "evidence": self.evidence, "crashes": self.crashes,
+                "net_changes": self.net_changes, "max_round": self.max_round,
+                "syncs": self.syncs, "digest": self.digest,
                 "violations": [{"kind": v.kind, "height": v.height, "detail": v.detail}
                                for v in self.violations]}
 
@@ -142,6 +148,10 @@ class Cluster:
         self.done = False
         self.trace = hashlib.sha256()
         self.nonce = 0
+        self.crashes = 0
+        self.net_changes = 0
+        self.max_round = 0
+        self.syncs = 0
 
     # -- scheduling -----------------------------------------------------------------------------
 
@@ -157,7 +167,8 @@ class Cluster:
         if o.crash_mean_ms and self.honest:
             self.push(self._exp(o.crash_mean_ms), CRASH_EV, -1)
         if o.partition_mode != "none" or o.clogging:
-            self.push(self._exp(o.partition_stable_ms), NET, -1)
+            first = 0 if o.partition_mode == "twins_split" else self._exp(o.partition_stable_ms)
+            self.push(first, NET, -1)
         self.push(o.safety_ms, LIVE, -1)
         while self.queue and not self.done:
             at, _, kind, idx, payload = heapq.heappop(self.queue)
@@ -172,7 +183,9 @@ class Cluster:
         return RunResult(seed=o.seed, options=o, violations=tuple(self.checker.violations),
                          min_height=min(tips), max_height=max(tips), sim_ms=self.now,
                          events=self.events, messages=self.net.sent,
-                         evidence=self.checker.evidence, digest=self.trace.hexdigest())
+                         evidence=self.checker.evidence, crashes=self.crashes,
+                         net_changes=self.net_changes, max_round=self.max_round,
+                         syncs=self.syncs, digest=self.trace.hexdigest())
 
     def _exp(self, mean_ms: int) -> int:
         return self.now + 1 + int(self.rng.expovariate(1.0 / mean_ms))
@@ -215,6 +228,7 @@ class Cluster:
         elif kind == NET:
             if not self.live:
                 what = self.net.change()
+                self.net_changes += 1
                 self.trace.update(what.encode())
                 self.push(self._exp(self.o.partition_stable_ms), NET, -1)
         elif kind == LIVE:
@@ -256,6 +270,9 @@ class Cluster:
         self.step(inst, Start())
 
     def crash(self, inst: Instance) -> None:
+        self.crashes += 1
+        if inst.core is not None:
+            self.max_round = max(self.max_round, inst.core.round)
         inst.alive = False
         inst.core = None
         inst.epoch += 1
@@ -300,6 +317,7 @@ class Cluster:
         elif isinstance(a, Persist):
             inst.persisted = a.state
         elif isinstance(a, ScheduleTimeout):
+            self.max_round = max(self.max_round, a.round)
             inst.timer_gen += 1
             self.push(self.now + a.after_ms, TIMER, inst.index,
                       (inst.epoch, inst.timer_gen, a.height, a.round))
@@ -374,6 +392,7 @@ class Cluster:
                 return
             if sha256(block) != block_hash or not validate_block(block, height):
                 return
+            self.syncs += 1
             self.store(inst, height, block_hash, block, seal, via=f"sync from {peer}")
             self.step(inst, BlockCommittedBySync(height=height, block_hash=block_hash, seal=seal))
 
@@ -420,8 +439,12 @@ class Cluster:
             if alt is None:
                 out.append(a)
             else:
-                for j in others:
-                    out.append(_To(index=j, msg=alt if rng.random() < 0.5 else a.msg))
+                for j in others:  # one version, the other, or (clumsily) both
+                    pick = rng.randrange(3)
+                    if pick != 1:
+                        out.append(_To(index=j, msg=a.msg))
+                    if pick != 0:
+                        out.append(_To(index=j, msg=alt))
             if "garbage" in beh and rng.random() < 0.2:
                 out.append(_To(index=rng.choice(others), msg=self._garbage(a.msg)))
         return out

@@ -84,11 +84,11 @@ def swarm(seed: int, *, nodes: int, byzantine: int, heights: int) -> Options:
         delay_mean_ms=delay_mean,
         loss=rng.choice((0.0, 0.0, 0.01, 0.05, 0.2)),
         duplicate=rng.choice((0.0, 0.0, 0.02, 0.1)),
-        partition_mode=("twins_split" if all_twins and rng.random() < 0.6
+        partition_mode=("twins_split" if all_twins and rng.random() < 0.8
                         else rng.choice(modes)),
-        partition_stable_ms=rng.choice((500, 2_000, 5_000)),
+        partition_stable_ms=rng.choice((200, 1_000, 4_000)),
         clogging=rng.random() < 0.3,
-        crash_mean_ms=rng.choice((0, 0, 2_000, 8_000)),
+        crash_mean_ms=rng.choice((0, 300, 1_500, 6_000)),
         down_mean_ms=rng.choice((100, 1_000, 5_000)),
         crash_mid_step=rng.random() < 0.5,
         app_delay_max_ms=rng.choice((0, 2, 30)),

@@ -34,3 +34,10 @@ def test_diagram_names_every_transition() -> None:
     text = diagram()
     assert text.count("-->") == len(TRANSITIONS) + 1
     assert all(s.name in text for s in Step)
+
+
+def test_diagram_in_docs_is_current() -> None:
+    from pathlib import Path
+
+    doc = Path(__file__).parents[3] / "docs" / "consensus.md"
+    assert diagram() in doc.read_text()
