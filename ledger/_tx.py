@@ -49,10 +49,14 @@ class Transaction:
         return cls._from_map({**unsigned, "sig": sig})
 
     @classmethod
-    def _from_map(cls, m: Mapping[str, Any]) -> Transaction:
-        unsigned = {k: v for k, v in m.items() if k != "sig"}
-        tx_id = sha256(encode(unsigned))
-        raw = encode(m)
+    def _from_map(cls, m: Mapping[str, Any], raw: bytes | None = None) -> Transaction:
+        unsigned_bytes = _unsigned_from_raw(raw) if raw is not None else None
+        if unsigned_bytes is None:
+            unsigned = {k: v for k, v in m.items() if k != "sig"}
+            unsigned_bytes = encode(unsigned)
+            raw = encode(m)
+        assert raw is not None
+        tx_id = sha256(unsigned_bytes)
         return cls(chain=m["chain"], kind=m["kind"], body=m["body"], signer=m["signer"],
                    nonce=m["nonce"], sig=m["sig"], tx_id=tx_id, raw=raw)
 
@@ -71,10 +75,12 @@ class Transaction:
             DecodeError: malformed, non-canonical, oversized, or of an unknown version.
         """
         m = decode(data, max_bytes=MAX_TX_BYTES)
-        return cls.from_obj(m)
+        return cls.from_obj(m, raw=bytes(data))
 
     @classmethod
-    def from_obj(cls, m: Any) -> Transaction:
+    def from_obj(cls, m: Any, *, raw: bytes | None = None) -> Transaction:
+        """Build from a decoded map; `raw`, when given, must be its canonical encoding (as
+        `decode` has just proven) and spares encoding it again."""
         if not isinstance(m, dict):
             raise DecodeError("transaction: expected a map", code="tx_shape")
         check_version(m, what="transaction", version=TX_VERSION)
@@ -92,10 +98,32 @@ class Transaction:
         n = m["nonce"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise DecodeError("transaction: nonce must be a non-negative integer", code="tx_shape")
-        return cls._from_map(m)
+        return cls._from_map(m, raw)
 
     def signing_message(self) -> bytes:
         return TX_SIGN_DOMAIN + self.tx_id
+
+
+# The canonical map of a valid transaction ends with its three last keys in sorted order,
+# "sig" (bin8, 64 bytes), "signer" (bin8, 32 bytes), "v" (fixint 1), so the unsigned map's bytes
+# are the signed map's bytes with the map header decremented and the sig entry cut out.
+_SIG_ENTRY = b"\xa3sig\xc4\x40"
+_SIGNER_ENTRY = b"\xa6signer\xc4\x20"
+_TAIL = len(_SIG_ENTRY) + 64 + len(_SIGNER_ENTRY) + 32 + 3
+_V_ENTRY = b"\xa1v" + bytes([TX_VERSION])
+
+
+def _unsigned_from_raw(raw: bytes) -> bytes | None:
+    """Canonical bytes of the map without `sig`, cut from the canonical signed bytes; None when
+    the layout is not the expected one (then the caller encodes from scratch)."""
+    n = len(raw)
+    if n <= _TAIL or raw[0] != 0x87:
+        return None
+    t = n - _TAIL
+    if (raw[t:t + 6] != _SIG_ENTRY or raw[t + 70:t + 79] != _SIGNER_ENTRY
+            or raw[n - 3:] != _V_ENTRY):
+        return None
+    return b"\x86" + raw[1:t] + raw[t + 70:]
 
 
 def _expect(m: Mapping[str, Any], name: str, typ: type[bytes], size: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import (
     Block,
@@ -167,3 +169,16 @@ def test_Seal_decode_rejects_malformed(mutate: object) -> None:
     assert callable(mutate)
     with pytest.raises(DecodeError):
         Seal.decode(encode(mutate(m)))
+
+
+@given(st.dictionaries(st.text(max_size=10), st.text(max_size=50) | st.integers(-2**63, 2**63 - 1)
+                       | st.binary(max_size=50), max_size=6),
+       st.text(min_size=1, max_size=64), st.integers(0, 2**63 - 1))
+@settings(max_examples=150, deadline=None)
+def test_Transaction_decode_fast_tx_id_equals_definition(body: dict[str, object], kind: str,
+                                                         nonce: int) -> None:
+    tx = Transaction.create(VALS[1], chain=CHAIN, kind=kind, body=body, nonce=nonce)
+    again = Transaction.decode(tx.encode())
+    unsigned = {k: v for k, v in tx.to_map().items() if k != "sig"}
+    assert again.tx_id == sha256(encode(unsigned)) == tx.tx_id
+    assert again.encode() == tx.encode()
