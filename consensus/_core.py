@@ -53,7 +53,7 @@ from consensus._messages import (
 from consensus._messages import CommitVote as CommitMsg
 from consensus._state import Event, Step
 from ledger import Seal, SigningKey, encode, quorum_size, sha256, verify_batch, verify_seal
-from ledger.errors import ConfigError, DecodeError, VerificationError
+from ledger.errors import ConfigError, DecodeError, StoreError, VerificationError
 
 SEEN_MAX = 100_000  # distinct message digests remembered per height (dedupe)
 FUTURE_PER_SENDER = 256  # buffered messages per (future height, sender)
@@ -125,7 +125,8 @@ _COUNTERS = tuple(name for name in Statistics.__slots__ if name not in ("height"
 class Core:
     """One validator's IBFT state machine. Feed it inputs; execute its actions in order."""
 
-    def __init__(self, config: Config, key: SigningKey, *, height: int = 1) -> None:
+    def __init__(self, config: Config, key: SigningKey, *, height: int = 1,
+                 recent_seals: Iterable[tuple[int, bytes, Seal]] = ()) -> None:
         if key.public not in config.validators:
             raise ConfigError("consensus: this node's key is not a validator",
                               code="not_validator")
@@ -142,26 +143,37 @@ class Core:
         self._future_count = 0
         self._decided_replies: set[tuple[bytes, int, int]] = set()
         self._reset_height(height)
+        for h, block_hash, seal in sorted(recent_seals, key=lambda x: x[0]):
+            if h < height:
+                self._remember_seal(h, block_hash, seal)
 
     # -- construction from persisted state ------------------------------------------------------
 
     @classmethod
     def restore(cls, persisted: bytes | PersistedState | None, *, config: Config,
-                key: SigningKey, committed_height: int) -> Core:
+                key: SigningKey, committed_height: int,
+                recent_seals: Iterable[tuple[int, bytes, Seal]] = ()) -> Core:
         """A core resuming after a crash.
 
         Args:
             persisted: the last `Persist.state` the node stored (bytes or value), or None.
             committed_height: the highest height in the node's block store (0 if none).
+            recent_seals: `(height, block_hash, seal)` of the last few stored blocks (up to
+                `config.recent_seals`), so the core can hand laggards their seal (DECIDED).
 
         Raises:
             DecodeError: `persisted` is not a persisted state of this format.
+            StoreError: the persisted state is more than one height past the block store.
         """
         state = (PersistedState.decode(persisted) if isinstance(persisted, bytes)
                  else persisted)
         if state is None or state.height <= committed_height:
-            return cls(config, key, height=committed_height + 1)
-        core = cls(config, key, height=state.height)
+            return cls(config, key, height=committed_height + 1, recent_seals=recent_seals)
+        if state.height > committed_height + 1:
+            raise StoreError(f"consensus state is at height {state.height} but the block store "
+                             f"ends at {committed_height}: blocks are missing",
+                             code="consensus_ahead")
+        core = cls(config, key, height=state.height, recent_seals=recent_seals)
         core._round = state.round
         if state.prepared_round is not None:
             cert = []
@@ -379,19 +391,18 @@ class Core:
         if not verified and not self._verify(msg):
             self._c["dropped_bad_signature"] += 1
             return
-        key = (msg.sender, msg.round, msg.kind)
-        first = self._first.get(key)
-        if first is None:
-            self._first[key] = (msg.value, data)
-        elif first[0] != msg.value:
+        if self._equivocates(msg, data, out):
             self._c["dropped_equivocation"] += 1
-            if key not in self._reported:
-                self._reported.add(key)
-                self._c["evidence_reported"] += 1
-                out.append(ReportEvidence(evidence=Evidence(
-                    validator=msg.sender, height=msg.height, round=msg.round, kind=msg.kind,
-                    first=first[1], second=data)))
             return
+        # signed votes carried inside certificates can expose a double vote too
+        carried: tuple[Vote, ...] = ()
+        if isinstance(msg, Proposal):
+            carried = (*msg.round_changes, *msg.prepares)
+        elif isinstance(msg, RoundChange):
+            carried = msg.prepares
+        for m in carried:
+            if m.height == self._height and m.round <= self._round + self.config.round_window:
+                self._equivocates(m, m.encode(), out)
         if isinstance(msg, Proposal):
             self._on_proposal(msg, out)
         elif isinstance(msg, Prepare):
@@ -400,6 +411,24 @@ class Core:
             self._on_commit(msg, out)
         else:
             self._on_round_change(msg, out)
+
+    def _equivocates(self, msg: Vote, data: bytes, out: list[Action]) -> bool:
+        """Keep the first signed message per (validator, round, kind); a different second one is
+        evidence, reported once."""
+        key = (msg.sender, msg.round, msg.kind)
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = (msg.value, data)
+            return False
+        if first[0] == msg.value:
+            return False
+        if key not in self._reported:
+            self._reported.add(key)
+            self._c["evidence_reported"] += 1
+            out.append(ReportEvidence(evidence=Evidence(
+                validator=msg.sender, height=msg.height, round=msg.round, kind=msg.kind,
+                first=first[1], second=data)))
+        return True
 
     def _round_ok(self, round_: int, *, old_ok: bool = False) -> bool:
         if round_ < self._round and not old_ok:

@@ -263,8 +263,10 @@ class Cluster:
             self.done = True
 
     def start(self, inst: Instance) -> None:
+        recent = [(h, inst.chain[h][0], inst.chain[h][2])
+                  for h in range(max(1, inst.tip - self.config.recent_seals + 1), inst.tip + 1)]
         inst.core = Core.restore(inst.persisted, config=self.config, key=inst.key,
-                                 committed_height=inst.tip)
+                                 committed_height=inst.tip, recent_seals=recent)
         inst.alive = True
         inst.epoch += 1
         self.step(inst, Start())

@@ -433,3 +433,38 @@ def test_Core_restore_keeps_prepared_value_for_round_changes() -> None:
     # a store already past the persisted height wins
     fresh = Core.restore(saved.encode(), config=config(4), key=keys(4)[0], committed_height=1)
     assert (fresh.height, fresh.round, fresh.prepared) == (2, 0, None)
+
+
+def test_Core_double_vote_inside_a_certificate_is_evidence_too() -> None:
+    k = keys(4)
+    core = started(4, 0)
+    recv(core, prep(k[3], 1, 0, sha256(b"other")))
+    blk = block(1, 0)
+    cert = tuple(prep(k[j], 1, 0, sha256(blk)) for j in (1, 2, 3))
+    out = recv(core, rc(k[1], 1, 1, 0, blk, cert))
+    reports = [a.evidence for a in out if isinstance(a, ReportEvidence)]
+    assert [(e.validator, e.kind, e.round) for e in reports] == [(k[3].public, "prepare", 0)]
+
+
+def test_Core_restore_refuses_state_ahead_of_the_store() -> None:
+    from ledger.errors import StoreError
+
+    state = PersistedState(height=5, round=0, prepared_round=None, prepared_hash=None,
+                           prepared_block=None, prepared_cert=(), sent=())
+    with pytest.raises(StoreError):
+        Core.restore(state, config=config(4), key=keys(4)[0], committed_height=2)
+
+
+def test_Core_restored_with_recent_seals_still_answers_laggards() -> None:
+    # found by the simulator (seed 2243, n=4): a node that decided h, crashed and restarted
+    # had forgotten h's seal, so the two validators still at h could never catch up
+    k = keys(4)
+    blk = block(1, 0)
+    seal = _seal(1, blk, k[1:4])
+    again = Core.restore(None, config=config(4), key=k[0], committed_height=1,
+                         recent_seals=[(1, sha256(blk), seal)])
+    again.step(Start())
+    sends = [a for a in recv(again, rc(k[2], 1, 3)) if isinstance(a, Send)]
+    assert len(sends) == 1 and sends[0].to == k[2].public
+    decided = decode_message(sends[0].msg)
+    assert isinstance(decided, Decided) and decided.seal == seal
