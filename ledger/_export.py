@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from ledger._block import MAX_BLOCK_BYTES
 from ledger._codec import decode, encode
+from ledger._keyfile import fsync_dir
 from ledger._store import Store
 from ledger.errors import DecodeError, PartledgerError, StoreError
 
@@ -82,6 +83,7 @@ def export_chain(store: Store, out_path: str | Path) -> ExportSummary:
             os.fsync(out.fileno())
         size = tmp.stat().st_size
         os.replace(tmp, p)
+        fsync_dir(p.parent)
     except OSError as exc:
         raise PartledgerError(f"cannot write export file {p}: {exc.strerror}",
                               code="export_io") from exc

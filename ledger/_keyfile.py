@@ -86,10 +86,11 @@ def write_key_file(path: str | Path, key: SigningKey, *, passphrase: bytes | Non
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """Make a rename or create in `d` durable (best effort where directories cannot be opened)."""
     try:
         fd = os.open(d, os.O_RDONLY)
     except OSError:
