@@ -150,3 +150,30 @@ def test_audit_replay_fails_cleanly_on_damaged_store_files(
     doc = one_json(out)
     assert doc["ok"] is False and doc["reason"]
     assert err.startswith("error: ")
+
+
+def test_cli_subprocess_json_is_one_document(tmp_path: Path) -> None:
+    """Through the real console entry point: stdout holds one JSON document, stderr no trace."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
+                              text=True, timeout=120, cwd=Path(__file__).resolve().parents[3])
+
+    home, chain = tmp_path / "home", tmp_path / "c.plx"
+    p = cli("dev", "generate", "--out", str(home), "--blocks", "3", "--txs-per-block", "5",
+            "--json")
+    assert p.returncode == 0, p.stderr
+    assert one_json(p.stdout)["height"] == 3
+    p = cli("audit", "export", "--home", str(home), "--out", str(chain), "--json")
+    assert p.returncode == 0 and one_json(p.stdout)["blocks"] == 3
+    data = bytearray(chain.read_bytes())
+    data[-200] ^= 0x01  # inside the last block record's seal
+    chain.write_bytes(bytes(data))
+    p = cli("audit", "replay", "--chain", str(chain), "--genesis", str(home / "genesis.json"),
+            "--json")
+    assert p.returncode == 1
+    doc = one_json(p.stdout)
+    assert doc["ok"] is False and doc["height"] == 3, doc
+    assert "Traceback" not in p.stderr and p.stderr.startswith("error: replay failed at height 3")
