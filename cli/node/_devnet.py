@@ -122,38 +122,58 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberSpec:
+    """One member of a devnet whose keys and roles the caller chooses (e.g. a scenario's)."""
+
+    name: str
+    roles: tuple[str, ...]
+    org: SigningKey
+    node: SigningKey
+
+    @property
+    def observer(self) -> bool:
+        return "validator" not in self.roles
+
+
 def create_devnet(directory: Path, *, nodes: int = 4, observers: int = 0,
                   chain_name: str = "devnet", consensus: ConsensusParams | None = None,
-                  config: NodeConfig | None = None) -> Devnet:
+                  config: NodeConfig | None = None,
+                  members: Sequence[MemberSpec] | None = None) -> Devnet:
     """Write the homes, keys, genesis and configs of a new devnet under `directory`.
+
+    `members`, when given, replaces the generated `nodes` validators and `observers`: each
+    member gets a node (an observer when it lacks the validator role).
 
     Raises:
         ConfigError: `directory` holds something already, or the sizes are out of range.
     """
-    if not 1 <= nodes <= len(MEMBER_NAMES) or not 0 <= observers <= 4:
-        raise ConfigError(f"a devnet has 1 to {len(MEMBER_NAMES)} validators and 0 to 4 "
-                          "observers", code="devnet_size")
+    if members is None:
+        if not 1 <= nodes <= len(MEMBER_NAMES) or not 0 <= observers <= 4:
+            raise ConfigError(f"a devnet has 1 to {len(MEMBER_NAMES)} validators and 0 to 4 "
+                              "observers", code="devnet_size")
+        members = [MemberSpec(name=MEMBER_NAMES[i] if i < nodes else f"auditor{i - nodes + 1}",
+                              roles=VALIDATOR_ROLES if i < nodes else OBSERVER_ROLES,
+                              org=SigningKey.generate(), node=SigningKey.generate())
+                   for i in range(nodes + observers)]
+    if not any(not m.observer for m in members):
+        raise ConfigError("a devnet needs at least one validator", code="devnet_size")
     directory = directory.expanduser().resolve()
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; choose a new directory or run "
                           "`partledger devnet down` and remove it", code="devnet_exists")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    total = nodes + observers
-    ports = free_ports(2 * total)
-    members: list[GenesisMember] = []
+    ports = free_ports(2 * len(members))
+    genesis_members: list[GenesisMember] = []
     keys: list[tuple[str, SigningKey, SigningKey, int, int, bool]] = []
-    for i in range(total):
-        observer = i >= nodes
-        name = MEMBER_NAMES[i] if not observer else f"auditor{i - nodes + 1}"
-        org, node = SigningKey.generate(), SigningKey.generate()
+    for i, spec in enumerate(members):
         p2p_port, api_port = ports[2 * i], ports[2 * i + 1]
-        members.append(GenesisMember(
-            name=name, org_key=org.public, node_key=node.public,
-            addresses=(f"/ip4/127.0.0.1/tcp/{p2p_port}",),
-            roles=OBSERVER_ROLES if observer else VALIDATOR_ROLES))
-        keys.append((name, org, node, p2p_port, api_port, observer))
+        genesis_members.append(GenesisMember(
+            name=spec.name, org_key=spec.org.public, node_key=spec.node.public,
+            addresses=(f"/ip4/127.0.0.1/tcp/{p2p_port}",), roles=spec.roles))
+        keys.append((spec.name, spec.org, spec.node, p2p_port, api_port, spec.observer))
     genesis = Genesis.create(chain_name=chain_name, genesis_time_ms=int(time.time() * 1000),
-                             members=members, consensus=consensus or ConsensusParams())
+                             members=genesis_members, consensus=consensus or ConsensusParams())
     base = config or NodeConfig.default()
     out: list[DevnetNode] = []
     for name, org, node, p2p_port, api_port, observer in keys:
