@@ -132,16 +132,13 @@ def _replay_file(path: Path, c: object) -> None:
 
 
 def test_export_any_changed_byte_fails_cleanly(tmp_path: Path) -> None:
-    """Flip bytes at (a seeded sample of) every position: never a false ok, never a crash."""
+    """Flip a bit at every byte position: never a false ok, never a crash."""
     c = make_consortium()
-    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=2) as s:
+    with build_kv_chain(tmp_path / "db", c, blocks=2, txs=2) as s:
         export_chain(s, tmp_path / "chain.plx")
     data = (tmp_path / "chain.plx").read_bytes()
     rng = random.Random(1234)
-    positions = list(range(len(data)))
-    if len(positions) > 600:
-        positions = sorted(set(range(64)) | set(range(len(data) - 80, len(data)))
-                           | set(rng.sample(positions, 500)))
+    positions = range(len(data))
     bad = tmp_path / "bad.plx"
     for pos in positions:
         mutated = bytearray(data)
