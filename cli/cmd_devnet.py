@@ -82,20 +82,9 @@ def up(nodes: int, observers: int, directory: Path | None, timeout_s: float,
     example:
       partledger devnet up --nodes 4 --dir /tmp/dn --json
     """
-    from cli.node._devnet import (
-        create_devnet,
-        start_node,
-        stop_devnet,
-        wait_agreement,
-        write_current_pointer,
-    )
+    from cli.node._devnet import create_devnet, launch_devnet, stop_devnet, wait_agreement
 
-    d = _dir(directory)
-    net = create_devnet(d, nodes=nodes, observers=observers)
-    for n in net.nodes:
-        net = net.with_pid(n.name, start_node(n.home))
-        net.save()
-    write_current_pointer(net.dir)
+    net = launch_devnet(create_devnet(_dir(directory), nodes=nodes, observers=observers))
     click.echo(f"started {len(net.nodes)} nodes under {net.dir}; waiting for the first "
                "block...", err=True)
     t0 = time.monotonic()

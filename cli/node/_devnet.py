@@ -321,6 +321,16 @@ def write_current_pointer(directory: Path) -> None:
         pass
 
 
+def launch_devnet(net: Devnet) -> Devnet:
+    """Start every node of `net` as its own process, record the pids, make it the current
+    devnet (the default `--node` of reading commands). Returns the devnet with its pids."""
+    for n in net.nodes:
+        net = net.with_pid(n.name, start_node(n.home))
+        net.save()
+    write_current_pointer(net.dir)
+    return net
+
+
 def default_node_url() -> str | None:
     """`PARTLEDGER_NODE`, else the first node of the current devnet, else None."""
     env = os.environ.get("PARTLEDGER_NODE")
