@@ -200,6 +200,37 @@ class Api:
             raise ApiError(404, "not_found", f"transaction {tx_id.hex()} is unknown here")
         return JSON(st)
 
+    async def tx_statuses(self, request: Request) -> Response:
+        try:
+            doc = json.loads(await self._body(request))
+        except ValueError as exc:
+            raise ApiError(400, "bad_json", "the body is not JSON") from exc
+        ids = doc.get("tx_ids") if isinstance(doc, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ApiError(400, "bad_body", 'expected {"tx_ids": ["<hex>", ...]}')
+        if len(ids) > 10 * self.cfg.max_batch_txs:
+            raise ApiError(413, "batch_too_large", "too many transaction ids in one request")
+        tx_ids = [_hex_arg(i, "tx id") for i in ids]
+        wait_ms = doc.get("wait_ms", 0)
+        if not isinstance(wait_ms, int) or wait_ms < 0:
+            raise ApiError(400, "bad_body", "wait_ms must be a non-negative integer")
+        deadline = trio.current_time() + min(wait_ms, MAX_WAIT_MS) / 1000
+        while True:
+            out = []
+            for tx_id in tx_ids:
+                st = self.node.tx_status(tx_id)
+                out.append(st if st is not None else {"tx_id": tx_id.hex(),
+                                                      "status": "unknown"})
+            remaining = deadline - trio.current_time()
+            if remaining <= 0 or all(o["status"] in ("committed", "rejected") for o in out):
+                break
+            with trio.move_on_after(remaining):
+                await self.node.commit_event.wait()
+        counts: dict[str, int] = {}
+        for o in out:
+            counts[o["status"]] = counts.get(o["status"], 0) + 1
+        return JSON({"counts": counts, "statuses": out})
+
     async def tx_proof(self, request: Request) -> Response:
         from ledger._proof import build_bundle
 
@@ -329,6 +360,9 @@ ROUTES: list[tuple[str, str, str, bool, str, str]] = [
      "sync, tip hash, state root", "node"),
     ("POST", "/v1/txs", "submit", True, "submit one transaction ({\"tx\": hex}) or a batch "
      "({\"txs\": [hex, ...]}); msgpack bodies accepted", "transactions"),
+    ("POST", "/v1/txs/status", "tx_statuses", False, "status of many transactions "
+     "({\"tx_ids\": [hex, ...], \"wait_ms\": N} waits until none is pending)",
+     "transactions"),
     ("GET", "/v1/txs/{tx_id}", "tx_status", False, "transaction status: pending, committed at "
      "height H, or rejected with a reason; ?wait_ms= long-polls until it is decided",
      "transactions"),
