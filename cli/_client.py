@@ -49,7 +49,7 @@ class NodeClient:
         except ValueError:
             doc = None
         if r.status_code >= 400 and not (r.status_code == 400 and isinstance(doc, dict)
-                                         and "results" in doc):
+                                         and ("results" in doc or "accepted" in doc)):
             reason = doc.get("error") if isinstance(doc, dict) else r.text[:200]
             code = doc.get("code") if isinstance(doc, dict) else "http_error"
             raise NodeError(f"the node answered {r.status_code}: {reason}", code=str(code))
@@ -81,7 +81,7 @@ class NodeClient:
         for i in range(0, len(txs), MAX_BATCH):
             chunk = txs[i:i + MAX_BATCH]
             doc = self.request("POST", "/v1/txs", json={"txs": [t.encode().hex() for t in chunk]})
-            out.extend(doc["results"])
+            out.extend(doc["results"] if "results" in doc else [doc])
         return out
 
     def wait(self, tx_ids: Sequence[bytes], *, timeout_s: float = 60.0) -> list[dict[str, Any]]:

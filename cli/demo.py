@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 SEED = 1
 
 
@@ -55,7 +55,9 @@ def _consortium() -> list[Any]:
 
 
 def _drive_scenario(api: dict[str, str]) -> int:
-    """Each phase's steps are signed by their member and sent to that member's own node."""
+    """Each step is signed by its member and sent to that member's own node; runs of steps
+    by one member go as one batch, and a run is committed before the next (later steps of the
+    scenario depend on earlier ones, e.g. a custody answer on its proposal)."""
     from cli._client import NodeClient
     from ledger.provenance import _scenario as sc
 
@@ -65,12 +67,15 @@ def _drive_scenario(api: dict[str, str]) -> int:
     clients = {name: NodeClient(url) for name, url in api.items()}
     try:
         for i, phase in enumerate(phases, 1):
-            by_member: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            runs: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
             for member, kind, body in phase:
-                by_member.setdefault(member, []).append((kind, body))
+                if runs and runs[-1][0] == member:
+                    runs[-1][1].append((kind, body))
+                else:
+                    runs.append((member, [(kind, body)]))
             t0 = time.monotonic()
             committed = 0
-            for member, items in by_member.items():
+            for member, items in runs:
                 client = clients.get(member, clients[next(iter(clients))])
                 txs = client.sign(keys[member], items)
                 for st in client.submit_and_wait(txs, timeout_s=60):
