@@ -16,6 +16,19 @@ const LANES: usize = 4;
 /// A message given as up to three pieces, concatenated (e.g. `0x01 ‖ left ‖ right`).
 pub type Parts<'a> = [&'a [u8]; 3];
 
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
+];
+
 const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
@@ -28,6 +41,29 @@ pub fn digest_parts(parts: &Parts<'_>) -> Hash {
     h.finalize().into()
 }
 
+/// Which code computes SHA-256 (the result is the same; only tests and benchmarks choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SHA-NI, four messages interleaved, where the CPU has it; otherwise `Portable`.
+    Auto = 0,
+    /// The `sha2` crate, one message at a time.
+    Portable = 1,
+}
+
+static ENGINE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Choose the SHA-256 engine for the whole process (tests and benchmarks).
+pub fn set_engine(engine: Engine) {
+    ENGINE.store(engine as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn engine() -> Engine {
+    match ENGINE.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Engine::Portable,
+        _ => Engine::Auto,
+    }
+}
+
 /// SHA-256 of message `first + i` into `out[i]`, for every `i < out.len()`.
 pub fn hash_many<'a, F>(first: usize, out: &mut [Hash], message: F)
 where
@@ -35,18 +71,23 @@ where
 {
     #[cfg(target_arch = "x86_64")]
     {
-        if shani::available() {
-            let mut groups = out.chunks_exact_mut(LANES);
+        if engine() == Engine::Auto && shani::available() {
             let mut i = first;
-            for group in &mut groups {
-                let msgs: [Parts<'a>; LANES] = core::array::from_fn(|s| message(i + s));
-                // SAFETY: the CPU supports the SHA extensions (checked just above).
-                unsafe { shani::digest_xn::<LANES>(msgs, group) };
-                i += LANES;
-            }
-            for slot in groups.into_remainder() {
-                *slot = digest_parts(&message(i));
+            let mut rest = out;
+            while !rest.is_empty() {
+                if rest.len() >= LANES {
+                    let msgs: [Parts<'a>; LANES] = core::array::from_fn(|s| message(i + s));
+                    let (head, tail) = core::mem::take(&mut rest).split_at_mut(LANES);
+                    // SAFETY: the CPU supports the SHA extensions (checked above).
+                    unsafe { shani::digest_xn::<LANES>(msgs, head) };
+                    i += LANES;
+                    rest = tail;
+                    continue;
+                }
+                let (head, tail) = core::mem::take(&mut rest).split_at_mut(1);
+                head[0] = digest_parts(&message(i));
                 i += 1;
+                rest = tail;
             }
             return;
         }
@@ -83,21 +124,9 @@ mod shani {
     use core::arch::x86_64::*;
     use std::cell::RefCell;
 
-    use super::{pad_into, state_to_hash, Parts, IV};
+    use super::{pad_into, state_to_hash, Parts, IV, K};
     use crate::Hash;
 
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
 
     pub fn available() -> bool {
         std::is_x86_feature_detected!("sha")
@@ -246,6 +275,10 @@ mod tests {
 
     #[test]
     fn hash_many_matches_sha2_for_all_lengths_and_pairings() {
+        for_each_engine(pairings_case);
+    }
+
+    fn pairings_case() {
         let data: Vec<u8> = (0..400u32).map(|i| (i * 7 + 3) as u8).collect();
         // lengths around every block boundary, paired with every other length
         let lens: Vec<usize> = (0..140).chain([183, 191, 192, 200, 247, 255, 256, 319, 400]).collect();
@@ -272,6 +305,42 @@ mod tests {
                 assert_eq!(*h, expected, "la={la} i={i}");
             }
         }
+    }
+
+    /// The engine is process-wide: tests that switch it take this lock.
+    static ENGINE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn for_each_engine(f: impl Fn()) {
+        let _guard = ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for e in [Engine::Portable, Engine::Auto] {
+            set_engine(e);
+            f();
+        }
+        set_engine(Engine::Auto);
+    }
+
+    #[test]
+    fn hash_many_uniform_lengths_match_sha2() {
+        for_each_engine(uniform_lengths_case);
+    }
+
+    fn uniform_lengths_case() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in (0..140).chain([183, 200, 201, 255, 256, 1000, 4000]) {
+            let n = 37;
+            let mut out = vec![[0u8; 32]; n];
+            hash_many(0, &mut out, |i| [&data[i..i + len.min(1)], &data[i + 1..i + len.max(1)], &[]]);
+            for (i, h) in out.iter().enumerate() {
+                let expected: Hash = Sha256::digest(&data[i..i + len.max(1)]).into();
+                if len == 0 {
+                    continue;
+                }
+                assert_eq!(*h, expected, "len={len} i={i}");
+            }
+        }
+        let mut out = vec![[0u8; 32]; 20];
+        hash_many(0, &mut out, |_| [&[], &[], &[]]);
+        assert!(out.iter().all(|h| *h == <[u8; 32]>::from(Sha256::digest(b""))));
     }
 
     #[test]
