@@ -10,7 +10,7 @@ the simulator. docs/consensus.md maps every rule below to the paper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -74,6 +74,8 @@ class Config:
         recent_seals: seals of the last decided heights kept to answer laggards (`Decided`).
         hash_block: block bytes -> block hash (the node passes the header hash of a decoded
             block); the core only ever looks at a block through it.
+        verify_batch: `ledger.verify_batch` (the simulator passes a memo in front of it, so
+            that n simulated nodes do not re-check the same signature n times).
     """
 
     chain: bytes
@@ -85,6 +87,8 @@ class Config:
     recent_seals: int = 16
     max_message_bytes: int = MAX_MESSAGE_BYTES
     hash_block: Callable[[bytes], bytes] = field(default=sha256)
+    verify_batch: Callable[[Sequence[bytes], Sequence[bytes], Sequence[bytes]], list[bool]] = (
+        field(default=verify_batch))
 
     def __post_init__(self) -> None:
         if not isinstance(self.chain, bytes) or len(self.chain) != 32:
@@ -187,6 +191,7 @@ class Core:
             core._pr, core._ph, core._pblock = (state.prepared_round, state.prepared_hash,
                                                 state.prepared_block)
             core._pcert = tuple(cert)
+            core._pcert_wire = tuple(state.prepared_cert)
             core._blocks[state.prepared_hash] = state.prepared_block
             core._valid[state.prepared_hash] = True
         core._sent = {(r, k): v for r, k, v in state.sent if r == state.round}
@@ -218,7 +223,7 @@ class Core:
         return PersistedState(
             height=self._height, round=self._round, prepared_round=self._pr,
             prepared_hash=self._ph, prepared_block=self._pblock,
-            prepared_cert=tuple(p.encode() for p in self._pcert),
+            prepared_cert=self._pcert_wire,
             sent=tuple(sorted((r, k, v) for (r, k), v in self._sent.items())))
 
     def step(self, inp: Input) -> list[Action]:
@@ -263,6 +268,7 @@ class Core:
         self._ph: bytes | None = None
         self._pblock: bytes | None = None
         self._pcert: tuple[Prepare, ...] = ()
+        self._pcert_wire: tuple[bytes, ...] = ()
         self._sent: dict[tuple[int, str], bytes] = {}
         self._blocks: dict[bytes, bytes] = {}
         self._valid: dict[bytes, bool] = {}
@@ -273,7 +279,7 @@ class Core:
         self._prepares: dict[int, dict[bytes, Prepare]] = {}
         self._commits: dict[int, dict[bytes, CommitMsg]] = {}
         self._rcs: dict[int, dict[bytes, RoundChange]] = {}
-        self._first: dict[tuple[bytes, int, str], tuple[bytes, bytes]] = {}
+        self._first: dict[tuple[bytes, int, str], tuple[bytes, Vote]] = {}
         self._reported: set[tuple[bytes, int, str]] = set()
         self._seen: set[bytes] = set()
         self._sync_asked: set[tuple[int, bytes | None]] = set()
@@ -332,8 +338,8 @@ class Core:
             items.extend(msg.prepares)
         if any(m.sender not in self._vset for m in items):
             return False
-        verdicts = verify_batch([m.signed_bytes() for m in items], [m.sig for m in items],
-                                [m.sender for m in items])
+        verdicts = self.config.verify_batch([m.signed_bytes() for m in items],
+                                            [m.sig for m in items], [m.sender for m in items])
         return all(verdicts)
 
     def _on_old(self, msg: Vote, out: list[Action]) -> None:
@@ -402,7 +408,7 @@ class Core:
             carried = msg.prepares
         for m in carried:
             if m.height == self._height and m.round <= self._round + self.config.round_window:
-                self._equivocates(m, m.encode(), out)
+                self._equivocates(m, None, out)
         if isinstance(msg, Proposal):
             self._on_proposal(msg, out)
         elif isinstance(msg, Prepare):
@@ -412,13 +418,14 @@ class Core:
         else:
             self._on_round_change(msg, out)
 
-    def _equivocates(self, msg: Vote, data: bytes, out: list[Action]) -> bool:
+    def _equivocates(self, msg: Vote, data: bytes | None, out: list[Action]) -> bool:
         """Keep the first signed message per (validator, round, kind); a different second one is
-        evidence, reported once."""
+        evidence, reported once. (Wire bytes are canonical, so `encode` of a decoded message
+        gives back exactly the bytes that were signed and sent.)"""
         key = (msg.sender, msg.round, msg.kind)
         first = self._first.get(key)
         if first is None:
-            self._first[key] = (msg.value, data)
+            self._first[key] = (msg.value, msg)
             return False
         if first[0] == msg.value:
             return False
@@ -427,7 +434,7 @@ class Core:
             self._c["evidence_reported"] += 1
             out.append(ReportEvidence(evidence=Evidence(
                 validator=msg.sender, height=msg.height, round=msg.round, kind=msg.kind,
-                first=first[1], second=data)))
+                first=first[1].encode(), second=data if data is not None else msg.encode())))
         return True
 
     def _round_ok(self, round_: int, *, old_ok: bool = False) -> bool:
@@ -569,6 +576,7 @@ class Core:
                 self._pr, self._ph = self._round, block_hash
                 self._pblock = self._blocks[block_hash]
                 self._pcert = tuple(sorted(votes, key=lambda m: m.sender))
+                self._pcert_wire = tuple(p.encode() for p in self._pcert)
                 self._go(Event.PREPARE_QUORUM)
                 self._send_commit(block_hash, out)
                 break

@@ -15,6 +15,7 @@ import hashlib
 import heapq
 import random
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -45,7 +46,7 @@ from consensus.sim._app import make_block, validate_block
 from consensus.sim._checkers import CRASH, LIVENESS, Checker, Violation
 from consensus.sim._network import Network
 from consensus.sim._options import Options
-from ledger import Seal, SigningKey, sha256, verify_seal
+from ledger import Seal, SigningKey, sha256, verify_batch, verify_seal
 from ledger.errors import DecodeError, VerificationError
 
 SIM_CHAIN = sha256(b"partledger/sim/chain")
@@ -116,9 +117,11 @@ class Cluster:
         o = self.o = options
         self.rng = random.Random(o.seed ^ 0x5EED_5EED)
         keys = sim_keys(o.nodes)
+        self._verdicts: dict[tuple[bytes, bytes, bytes], bool] = {}
         self.config = Config(chain=SIM_CHAIN, validators=tuple(k.public for k in keys),
                              timeout_base_ms=o.timeout_base_ms,
-                             timeout_max_exponent=o.timeout_max_exponent)
+                             timeout_max_exponent=o.timeout_max_exponent,
+                             verify_batch=self._verify_batch)
         self.instances: list[Instance] = []
         twin_pairs: list[tuple[int, int]] = []
         behaviours = dict(zip(o.byzantine, o.behaviours, strict=True))
@@ -152,6 +155,18 @@ class Cluster:
         self.net_changes = 0
         self.max_round = 0
         self.syncs = 0
+
+    def _verify_batch(self, messages: Sequence[bytes], signatures: Sequence[bytes],
+                      public_keys: Sequence[bytes]) -> list[bool]:
+        """`ledger.verify_batch` with a per-run memo: a verdict is a pure function of its
+        triple, and every simulated node would otherwise re-check each broadcast signature."""
+        triples = list(zip(messages, signatures, public_keys, strict=True))
+        todo = [t for t in triples if t not in self._verdicts]
+        if todo:
+            fresh = verify_batch([t[0] for t in todo], [t[1] for t in todo],
+                                 [t[2] for t in todo])
+            self._verdicts.update(zip(todo, fresh, strict=True))
+        return [self._verdicts[t] for t in triples]
 
     # -- scheduling -----------------------------------------------------------------------------
 
