@@ -374,6 +374,7 @@ ROUTES: list[tuple[str, str, str, bool, str, str]] = [
     ("GET", "/v1/blocks/{height}", "block", False, "a block with its header, transactions and "
      "seal (height or 'latest'; ?format=msgpack for the canonical bytes)", "chain"),
     ("GET", "/v1/evidence", "evidence", False, "equivocation evidence seen by this node", "node"),
+    ("GET", "/v1/parts", "part", False, "current state of the part or lot ?id=", "provenance"),
     ("GET", "/v1/parts/{ident:path}", "part", False, "current state of a part or lot",
      "provenance"),
     ("GET", "/v1/bom/{ident:path}", "bom", False, "bill of materials as built", "provenance"),
