@@ -83,3 +83,15 @@ def test_cli_sim_reports_failing_seeds_and_exits_1() -> None:
 def test_cli_sim_usage_error() -> None:
     res = CliRunner().invoke(app, ["sim", "--nodes", "3", "--byzantine", "4"])
     assert res.exit_code == 2
+
+
+def test_scenario_one_twin_among_four_cannot_break_agreement() -> None:
+    evidence = 0
+    for seed in range(20):
+        o = _options(seed, byzantine=(2,), behaviours=(("twins",),),
+                     partition_mode="twins_split", partition_stable_ms=400, safety_ms=5_000,
+                     heights=8)
+        r = Cluster(o).run()
+        assert r.ok, (seed, r.violations)
+        evidence += r.evidence
+    assert evidence > 0  # the twins' conflicting votes are seen and reported

@@ -85,3 +85,25 @@ def test_Core_arbitrary_inputs_keep_invariants(choices: list[int], who: int) -> 
                 assert not isinstance(m, Decided)
                 key = (m.height, m.round, m.kind)
                 assert signed.setdefault(key, m.value) == m.value, key
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=0, max_value=2**16),
+       st.sampled_from(["flip", "truncate", "append"]))
+def test_decode_message_mutations_raise_only_decode_error(pick: int, where: int,
+                                                          how: str) -> None:
+    from ledger.errors import DecodeError
+
+    wires = [i.msg for i in pool() if isinstance(i, MessageReceived)]
+    data = wires[pick % len(wires)]
+    i = where % len(data)
+    if how == "flip":
+        data = data[:i] + bytes([data[i] ^ 0x41]) + data[i + 1:]
+    elif how == "truncate":
+        data = data[:i]
+    else:
+        data = data + data[:i]
+    try:
+        decode_message(data)
+    except DecodeError:
+        pass
