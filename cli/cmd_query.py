@@ -1,9 +1,9 @@
 """Provenance queries from the command line: trace, recall, part, bom, passport, events.
 
 Each command is a thin shell over a function of `ledger.provenance._query`, which takes a
-reader (`get`, `iter_prefix`). `open_reader` picks it: a stopped node's data directory
-(`--home DIR`, opened read-only). A running node is queried through its API: the node adds
-`--node URL` by returning a remote reader from `open_reader`.
+reader (`get`, `iter_prefix`). `run_query` picks where it runs: on a stopped node's data
+directory (`--home DIR`, opened read-only) or on a running node, through its API (`--node URL`,
+where the node runs the same function), so both give the same document.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import click
 from cli._output import EXIT_USAGE, emit, fail
 from ledger.errors import ConfigError
 
-HOME_HELP = "node home of a stopped node (or a copy), opened read-only"
+HOME_HELP = "home of a stopped node (or a copy), opened read-only"
 
 
 @contextmanager
@@ -45,8 +45,31 @@ def open_reader(home: Path) -> Iterator[Any]:
 
 
 def home_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--home", "home", required=True,
+    """`--home DIR` (a stopped node's data, read directly) or `--node URL` (a running node)."""
+    f = click.option("--node", "node_url", default=None,
+                     help="API URL of a running node (default: $PARTLEDGER_NODE, else the "
+                     "first node of the last `devnet up`); ignored with --home")(f)
+    return click.option("--home", "home", default=None,
                         type=click.Path(file_okay=False, path_type=Path), help=HOME_HELP)(f)
+
+
+def run_query(home: Path | None, node_url: str | None, json_mode: bool,
+              local: Callable[[Any], Any], path: str, **http: Any) -> Any:
+    """Answer a query from `home`'s store with `local(reader)`, or from a running node's API
+    at `path` (the node runs the same query function, so both give the same document)."""
+    if home is not None:
+        with open_reader(home) as r:
+            return local(r)
+    from cli.cmd_remote import call, resolve_node
+
+    url = resolve_node(node_url, json_mode)
+    return call(http.pop("method", "GET"), f"{url}{path}", json_mode, **http)
+
+
+def _quote(ident: str) -> str:
+    from urllib.parse import quote
+
+    return quote(ident, safe="")
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,12 +175,13 @@ def _trace_cmd(direction: str) -> Callable[..., None]:
                   help="levels to follow")
     @click.option("--svg", "svg", type=click.Path(dir_okay=False, path_type=Path),
                   help="also draw the genealogy as SVG (needs Graphviz)")
-    def cmd(ident: str, home: Path, json_mode: bool, depth: int, svg: Path | None) -> None:
+    def cmd(ident: str, home: Path | None, node_url: str | None, json_mode: bool, depth: int,
+            svg: Path | None) -> None:
         from ledger.provenance import _query
 
-        with open_reader(home) as r:
-            fn = _query.trace_back if direction == "back" else _query.trace_forward
-            d = fn(r, ident, max_depth=depth)
+        fn = _query.trace_back if direction == "back" else _query.trace_forward
+        d = run_query(home, node_url, json_mode, lambda r: fn(r, ident, max_depth=depth),
+                      f"/v1/trace/{direction}/{_quote(ident)}", params={"depth": depth})
         if svg is not None:
             write_svg(d, svg)
             d["svg"] = str(svg)
@@ -179,15 +203,16 @@ trace.command("forward", help="every product that contains or was made from IDEN
 @click.argument("idents", nargs=-1, required=True)
 @home_option
 @json_option
-def recall(idents: tuple[str, ...], home: Path, json_mode: bool) -> None:
+def recall(idents: tuple[str, ...], home: Path | None, node_url: str | None,
+           json_mode: bool) -> None:
     """recall scope: affected items, their last possessing party and open transactions.
 
     example: partledger recall urn:epc:class:lgtin:4000003.000020.CELL-B --home /tmp/ebike
     """
     from ledger.provenance import _query
 
-    with open_reader(home) as r:
-        d = _query.recall(r, list(idents))
+    d = run_query(home, node_url, json_mode, lambda r: _query.recall(r, list(idents)),
+                  "/v1/recall", method="POST", json={"ids": list(idents)})
 
     def render(d: dict[str, Any]) -> None:
         from rich.table import Table
@@ -235,15 +260,15 @@ def part() -> None:
 @click.argument("ident")
 @home_option
 @json_option
-def part_show(ident: str, home: Path, json_mode: bool) -> None:
+def part_show(ident: str, home: Path | None, node_url: str | None, json_mode: bool) -> None:
     """show the current state of IDENT.
 
     example: partledger part show ID --home DIR --json
     """
     from ledger.provenance import _query
 
-    with open_reader(home) as r:
-        d = _query.part_show(r, ident)
+    d = run_query(home, node_url, json_mode, lambda r: _query.part_show(r, ident),
+                  f"/v1/parts/{_quote(ident)}")
     emit(d, json_mode, lambda d: _kv(d, d["id"]))
 
 
@@ -252,15 +277,16 @@ def part_show(ident: str, home: Path, json_mode: bool) -> None:
 @home_option
 @json_option
 @click.option("--depth", default=16, show_default=True, type=click.IntRange(1, 100))
-def bom(ident: str, home: Path, json_mode: bool, depth: int) -> None:
+def bom(ident: str, home: Path | None, node_url: str | None, json_mode: bool,
+        depth: int) -> None:
     """bill of materials as built.
 
     example: partledger bom https://id.gs1.org/01/04000004000309/21/EB2 --home /tmp/ebike
     """
     from ledger.provenance import _query
 
-    with open_reader(home) as r:
-        d = _query.bom(r, ident, max_depth=depth)
+    d = run_query(home, node_url, json_mode, lambda r: _query.bom(r, ident, max_depth=depth),
+                  f"/v1/bom/{_quote(ident)}", params={"depth": depth})
 
     def render(d: dict[str, Any]) -> None:
         from rich.tree import Tree
@@ -293,8 +319,8 @@ def passport() -> None:
               "entitled to)")
 @click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
               help="that organisation's org key file, to decrypt and verify its entries")
-def passport_show(ident: str, home: Path, json_mode: bool, as_org: str | None,
-                  key_file: Path | None) -> None:
+def passport_show(ident: str, home: Path | None, node_url: str | None, json_mode: bool,
+                  as_org: str | None, key_file: Path | None) -> None:
     """show passport IDENT (a passport id or an identifier that has one).
 
     example: partledger passport show https://id.gs1.org/01/04000004000309/21/EB2 --home DIR
@@ -308,8 +334,13 @@ def passport_show(ident: str, home: Path, json_mode: bool, as_org: str | None,
         from ledger._keyfile import read_key_file
 
         key = read_key_file(key_file)
-    with open_reader(home) as r:
-        d = _query.passport_show(r, ident, as_org=as_org, key=key)
+    d = run_query(home, node_url, json_mode,
+                  lambda r: _query.passport_show(r, ident, as_org=as_org),
+                  f"/v1/passports/{_quote(ident)}", params={"as": as_org} if as_org else {})
+    if key is not None and as_org is not None:  # decrypt here: the key never leaves this machine
+        for item in d["attributes"]:
+            if item.get("sealed"):
+                _query.open_sealed_item(item, as_org, key)
 
     def render(d: dict[str, Any]) -> None:
         from rich.table import Table
@@ -349,7 +380,8 @@ def passport_show(ident: str, home: Path, json_mode: bool, as_org: str | None,
               help="bizLocation id")
 @click.option("--eventType", "--type", "event_type", multiple=True, help="event type")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 10**7))
-def events(home: Path, json_mode: bool, match_any_epc: tuple[str, ...],
+def events(home: Path | None, node_url: str | None, json_mode: bool,
+           match_any_epc: tuple[str, ...],
            biz_step: tuple[str, ...], ge_time: str | None, lt_time: str | None,
            biz_location: tuple[str, ...], event_type: tuple[str, ...], limit: int) -> None:
     """events matching EPCIS query filters, in ledger order (error declarations attached).
@@ -358,10 +390,14 @@ def events(home: Path, json_mode: bool, match_any_epc: tuple[str, ...],
     """
     from ledger.provenance import _query
 
-    with open_reader(home) as r:
-        d = _query.events(r, match_any_epc=match_any_epc, eq_biz_step=biz_step,
-                          ge_event_time=ge_time, lt_event_time=lt_time,
-                          eq_biz_location=biz_location, event_type=event_type, limit=limit)
+    params: dict[str, Any] = {"MATCH_anyEPC": list(match_any_epc), "EQ_bizStep": list(biz_step),
+                              "EQ_bizLocation": list(biz_location),
+                              "eventType": list(event_type), "limit": limit}
+    params.update({k: v for k, v in (("GE_eventTime", ge_time), ("LT_eventTime", lt_time)) if v})
+    d = run_query(home, node_url, json_mode, lambda r: _query.events(
+        r, match_any_epc=match_any_epc, eq_biz_step=biz_step, ge_event_time=ge_time,
+        lt_event_time=lt_time, eq_biz_location=biz_location, event_type=event_type,
+        limit=limit), "/v1/events", params=params)
 
     def render(d: list[dict[str, Any]]) -> None:
         from rich.table import Table

@@ -98,8 +98,36 @@ def attestations_of(r: Reader, subject_key: str) -> list[dict[str, Any]]:
     return out
 
 
+def _object_event_seqs(r: Reader, key: str, groups: Sequence[bytes] = (K.UP, K.DOWN)
+                       ) -> list[tuple[int, str]]:
+    """(seq, eventID) of every event naming `key`: the event index, plus the events named by
+    its genealogy edges in `groups` (the state machine does not repeat those in the event
+    index)."""
+    found: dict[str, int] = {}
+    for k, v in r.iter_prefix(K.obj_event_prefix(key)):
+        found[decode(v)] = int.from_bytes(k[-8:], "big")
+    eids: list[str] = []
+    for group in groups:
+        for k, v in r.iter_prefix(K.node_prefix(group, key)):
+            rel, tail = K.split_edge(k)
+            if rel in (b"df", b"dt"):
+                eids.append(tail)
+            else:
+                for iv in decode(v):
+                    eids.append(iv[2])
+                    if iv[3] is not None:
+                        eids.append(iv[3])
+    for eid in eids:
+        if eid not in found:
+            rec = _get(r, K.event(eid))
+            if rec is not None:
+                found[eid] = rec["seq"]
+    return sorted((s, e) for e, s in found.items())
+
+
 def object_events(r: Reader, key: str) -> list[str]:
-    return [decode(v) for _, v in r.iter_prefix(K.obj_event_prefix(key))]
+    """EventIDs naming `key`, in ledger order."""
+    return [e for _, e in _object_event_seqs(r, key)]
 
 
 def _state(o: dict[str, Any], r: Reader) -> dict[str, Any]:
@@ -150,10 +178,15 @@ _REL_NAMES = {"df": "derived-from", "cp": "component", "co": "contains",
 
 
 def _neighbours(r: Reader, group: bytes, key: str) -> list[tuple[str, str, Any]]:
+    """(relation, other node, eventID or intervals) of one direction of `key`."""
     out = []
     for k, v in r.iter_prefix(K.node_prefix(group, key)):
-        rel, other = K.split_edge(k)
-        out.append((_REL_NAMES[rel.decode()], other, decode(v)))
+        rel, tail = K.split_edge(k)
+        name = _REL_NAMES[rel.decode()]
+        if rel in (b"df", b"dt"):      # keyed by event: the value lists the other ends
+            out += [(name, other, tail) for other in decode(v)]
+        else:
+            out.append((name, tail, decode(v)))
     return out
 
 
@@ -174,9 +207,10 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
                              "owner": None if o["c"] else o["own"],
                              "commissionedBy": o["by"], "passport": o.get("pp")})
                 if with_events:
-                    node["events"] = [e for e in (event_summary(r, x)
-                                                  for x in object_events(r, key)) if e]
-                node["attestations"] = attestations_of(r, key)
+                    node["events"] = [e for e in (
+                        event_summary(r, x) for _, x in _object_event_seqs(r, key, (group,)))
+                        if e]
+                node["attestations"] = attestations_of(r, key) if o.get("att") else []
             nodes[key] = node
             if depth[key] >= max_depth:
                 continue
@@ -271,8 +305,8 @@ def bom(r: Reader, ident: str, *, max_depth: int = 16) -> dict[str, Any]:
             sub["installed"] = _intervals(val)
             sub["current"] = bool(val) and val[-1][1] is None
             node["components"].append(sub)
-        for src, eid in _edges(r, b"df", k):
-            node["materials"].append({"id": _label(r, src), "event": eid})
+        for eid, srcs in _edges(r, b"df", k):
+            node["materials"] += [{"id": _label(r, src), "event": eid} for src in srcs]
         return node
 
     return level(key, 0, set())
@@ -280,13 +314,27 @@ def bom(r: Reader, ident: str, *, max_depth: int = 16) -> dict[str, Any]:
 
 # -- passports ----------------------------------------------------------------------------------
 
+def open_sealed_item(item: dict[str, Any], org: str, key: Any) -> None:
+    """Decrypt an entitled passport attribute of `passport_show`'s output in place, checking it
+    against its commitment: a client does this with its own key, so the key never leaves it.
+
+    Raises:
+        VerificationError: the box does not open with `key`, or the value does not match.
+    """
+    from ledger.provenance._passport import open_attribute
+
+    value, salt = open_attribute({"path": item["path"], "enc": {org: bytes.fromhex(item["sealed"])},
+                                  "commit": bytes.fromhex(item["commitment"])}, org, key)
+    item["value"] = value
+    item["salt"] = salt.hex()
+    item["verified"] = True
+
+
 def passport_show(r: Reader, ident: str, *, as_org: str | None = None,
                   key: Any = None) -> dict[str, Any]:
     """A passport (by id or by its subject) filtered by tier for `as_org`, with its history and
     lineage. Restricted values are shown only to entitled organisations, and only decrypted
     when `key` (that organisation's SigningKey) is given; others see that a commitment exists."""
-    from ledger.provenance._passport import open_attribute
-
     p = _get(r, K.passport(ident))
     if p is None:
         o = _obj(r, id_key(ident))
@@ -310,11 +358,9 @@ def passport_show(r: Reader, ident: str, *, as_org: str | None = None,
             item["commitment"] = a["commit"].hex()
             if as_org is not None and as_org in a.get("enc", {}):
                 item["entitled"] = True
+                item["sealed"] = a["enc"][as_org].hex()
                 if key is not None:
-                    value, salt = open_attribute(a, as_org, key)
-                    item["value"] = value
-                    item["salt"] = salt.hex()
-                    item["verified"] = True
+                    open_sealed_item(item, as_org, key)
             else:
                 item["entitled"] = False
         attrs.append(item)
@@ -358,8 +404,7 @@ def events(r: Reader, *, match_any_epc: Sequence[str] = (), eq_biz_step: Sequenc
     if match_any_epc:
         seqs: dict[int, str] = {}
         for ident in match_any_epc:
-            for k, v in r.iter_prefix(K.obj_event_prefix(id_key(ident))):
-                seqs[int.from_bytes(k[-8:], "big")] = decode(v)
+            seqs.update(_object_event_seqs(r, id_key(ident)))
         eids: Iterable[str] = (seqs[s] for s in sorted(seqs))
     else:
         eids = (decode(v) for _, v in r.iter_prefix(b"es/"))
