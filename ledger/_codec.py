@@ -26,9 +26,42 @@ INT64_MAX = 2**63 - 1
 _packer = msgpack.Packer(use_bin_type=True, strict_types=False, autoreset=True)
 
 
+_PASS_THROUGH = frozenset({str, bytes, bool, type(None)})
+
+
 def _canonical(value: Any, depth: int) -> Any:
+    """`value` as plain dicts (keys sorted), lists, ints, str, bytes, bool, None.
+
+    The exact built-in types take a fast path (this runs for every hash and signature); any
+    other type (subclasses, mappings, bytearray, ...) goes through `_canonical_other`.
+    """
     if depth > MAX_DEPTH:
         raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels", code="too_deep")
+    t = type(value)
+    if t in _PASS_THROUGH:
+        return value
+    if t is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise DecodeError(f"integer {value} is outside int64", code="int_range")
+        return value
+    if t is dict:
+        for key in value:
+            if type(key) is not str:
+                return _canonical_other(value, depth)
+        d = depth + 1
+        if d > MAX_DEPTH and value:
+            raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels", code="too_deep")
+        return {k: (value[k] if type(value[k]) in _PASS_THROUGH else _canonical(value[k], d))
+                for k in sorted(value)}
+    if t is list or t is tuple:
+        d = depth + 1
+        if d > MAX_DEPTH and value:
+            raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels", code="too_deep")
+        return [v if type(v) in _PASS_THROUGH else _canonical(v, d) for v in value]
+    return _canonical_other(value, depth)
+
+
+def _canonical_other(value: Any, depth: int) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str | bytes):
         return value
     if isinstance(value, int):
@@ -39,11 +72,12 @@ def _canonical(value: Any, depth: int) -> Any:
         raise DecodeError("floats are not allowed: use an integer with a scale, or a decimal string",
                           code="float")
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key in sorted(value):
+        for key in value:
             if not isinstance(key, str):
                 raise DecodeError(f"map key {key!r} is not a string", code="key_type")
-            out[key] = _canonical(value[key], depth + 1)
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out[str(key)] = _canonical(value[key], depth + 1)
         return out
     if isinstance(value, list | tuple):
         return [_canonical(v, depth + 1) for v in value]

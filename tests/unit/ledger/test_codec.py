@@ -56,3 +56,32 @@ def test_codec_rejects_non_canonical(raw: bytes, code: str) -> None:
 def test_codec_refuses_to_encode_floats() -> None:
     with pytest.raises(DecodeError):
         encode({"mass": 1.5})
+
+
+def _nest(depth: int, leaf: object) -> object:
+    v = leaf
+    for i in range(depth):
+        v = [v] if i % 2 else {"k": v}
+    return v
+
+
+@pytest.mark.parametrize("leaf", [None, 1, "s", b"b", True, [], {}])
+def test_codec_encode_and_decode_agree_on_depth(leaf: object) -> None:
+    from ledger._codec import MAX_DEPTH
+
+    ok = _nest(MAX_DEPTH, leaf)
+    assert decode(encode(ok)) == ok
+    too_deep = _nest(MAX_DEPTH + 1, leaf)
+    with pytest.raises(DecodeError) as e:
+        encode(too_deep)
+    assert e.value.code == "too_deep"
+
+
+@pytest.mark.parametrize(("value", "code"), [
+    ({1: 2, "a": 1}, "key_type"), ({"a": [1.5]}, "float"), ({"a": {"b": 2**63}}, "int_range"),
+    ([object()], "type"),
+])
+def test_codec_encode_refuses_with_decode_error(value: object, code: str) -> None:
+    with pytest.raises(DecodeError) as e:
+        encode(value)
+    assert e.value.code == code
