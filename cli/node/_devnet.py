@@ -26,7 +26,6 @@ from cli.node._config import ApiSection, NodeConfig, NodeSection, P2PSection
 from ledger import ConsensusParams, Genesis, Home, SigningKey, write_key_file
 from ledger import Member as GenesisMember
 from ledger.errors import ConfigError
-from p2p import peer_id_for
 
 DEVNET_FILE = "devnet.json"
 DEFAULT_DEVNET_DIR = Path("~/.partledger/devnet")
@@ -174,6 +173,8 @@ def create_devnet(directory: Path, *, nodes: int = 4, observers: int = 0,
         keys.append((spec.name, spec.org, spec.node, p2p_port, api_port, spec.observer))
     genesis = Genesis.create(chain_name=chain_name, genesis_time_ms=int(time.time() * 1000),
                              members=genesis_members, consensus=consensus or ConsensusParams())
+    from p2p import peer_id_for  # imports py-libp2p: only when creating
+
     base = config or NodeConfig.default()
     out: list[DevnetNode] = []
     for name, org, node, p2p_port, api_port, observer in keys:
