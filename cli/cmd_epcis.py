@@ -70,6 +70,14 @@ def check(file: Path, json_mode: bool) -> None:
         raise SystemExit(EXIT_FAILURE)
 
 
+def _need_home(home: Path | None, node_url: str | None, what: str, json_mode: bool) -> Path:
+    if home is None:
+        fail(f"epcis {what} works on a node home: give --home DIR (of a stopped node or a "
+             "copy); a running node's API does not offer it yet", code=EXIT_USAGE,
+             json_mode=json_mode)
+    return home
+
+
 def _validator_keys(home: Path, genesis: Any) -> list[Any]:
     """The dev consortium's validator node keys under HOME/consortium/*/node.key."""
     from ledger._keyfile import read_key_file
@@ -102,7 +110,8 @@ def _validator_keys(home: Path, genesis: Any) -> list[Any]:
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 20_000),
               help="events per block")
 @json_option
-def import_(file: Path, key_file: Path, home: Path, batch: int, json_mode: bool) -> None:
+def import_(file: Path, key_file: Path, home: Path | None, node_url: str | None, batch: int,
+            json_mode: bool) -> None:
     """append every event of FILE to a dev chain as signed transactions of the member.
 
     The document is checked first (like `epcis check`); nothing is written unless every event
@@ -119,6 +128,7 @@ def import_(file: Path, key_file: Path, home: Path, batch: int, json_mode: bool)
     from ledger.provenance import _keys
     from ledger.provenance._epcis import check_document, event_list, event_to_tx
 
+    home = _need_home(home, node_url, "import", json_mode)
     doc = _read(file, json_mode)
     report = check_document(doc)
     if not report.ok:
@@ -170,13 +180,14 @@ def import_(file: Path, key_file: Path, home: Path, batch: int, json_mode: bool)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="file to write the EPCISDocument to")
 @json_option
-def export(home: Path, out: Path, json_mode: bool) -> None:
+def export(home: Path | None, node_url: str | None, out: Path, json_mode: bool) -> None:
     """write every event on the ledger as one EPCISDocument (GS1 JSON schema valid).
 
     example: partledger epcis export --home /tmp/dev --out /tmp/dev-events.jsonld
     """
     from ledger.provenance._epcis import check_document, export_document
 
+    home = _need_home(home, node_url, "export", json_mode)
     with open_reader(home) as r:
         doc = export_document(r, creation_ms=int(time.time() * 1000))
     report = check_document(doc, stateful=False)

@@ -14,7 +14,8 @@ class), `s` status (active | decommissioned | destroyed), `by` commissioning org
 `cus` custodian (possessing party), `hold` orgs holding part of a lot (class-level), `loc`
 bizLocation, `disp` disposition, `pd` persistent dispositions, `in` container, `of` the product
 it is installed in, `kc`/`ka` contained/installed children, `btx` open business transactions,
-`used` consumed by a transformation, `pp` current passport, `ev` first event, `lev` last event.
+`used` consumed by a transformation, `pp` current passport, `att` has attestations, `ev` first
+event, `lev` last event.
 """
 
 from __future__ import annotations
@@ -488,12 +489,19 @@ class ProvenanceApp:
                 "in": list(dict.fromkeys([*rec["in"], *ins])),
                 "out": list(dict.fromkeys([*rec["out"], *outs]))})
         if t.c.index:
-            raw = t.raw_eid()
+            # one key per output (its inputs) and per input (its outputs) for this event
+            ups: dict[str, list[str]] = {}
+            downs: dict[str, list[str]] = {}
             for o, i in pairs:
-                if o == i:
-                    continue
-                t.c.st.put(K.edge(b"df", o, i), raw)
-                t.c.st.put(K.edge(b"dt", i, o), raw)
+                if o != i:
+                    ups.setdefault(o, []).append(i)
+                    downs.setdefault(i, []).append(o)
+            for o, lst in ups.items():
+                t.c.st.put(K.edge(b"df", o, eid), _Raw(encode(lst)))
+            for i, lst in downs.items():
+                t.c.st.put(K.edge(b"dt", i, eid), _Raw(encode(lst)))
+            t.edged.update(ups)
+            t.edged.update(downs)
 
     def _transaction_event(self, t: _Touched, v: EventView, body: dict[str, Any]) -> None:
         btx = [[b.get("type", ""), b["bizTransaction"]] for b in body["bizTransactionList"]]
@@ -622,6 +630,9 @@ class ProvenanceApp:
         skey = self._subject_key(c, subject, kind)
         c.st.put(K.attestation(cid), {"b": body, "org": c.org, "skey": skey, "revoked": None,
                                       "h": c.block.height, "t": c.time_ms})
+        o = c.st.get(K.obj(skey))
+        if o is not None and not o.get("att"):
+            c.st.put(K.obj(skey), {**o, "att": True})   # walks look attestations up only here
         if c.index:
             c.st.put(K.edge(b"at", skey, cid), cid)
 
@@ -913,12 +924,15 @@ def _all_keys(v: EventView) -> list[str]:
 class _Touched:
     """The objects one event reads and changes, written back once at the end."""
 
-    __slots__ = ("_raw", "app", "c", "eid", "objs", "view")
+    __slots__ = ("_raw", "app", "c", "edged", "eid", "objs", "view")
 
     def __init__(self, app: ProvenanceApp, c: _Ctx, eid: str, view: EventView) -> None:
         self.app, self.c, self.eid, self.view = app, c, eid, view
         self.objs: dict[str, dict[str, Any]] = {}
         self._raw: _Raw | None = None
+        # identifiers that got a genealogy edge naming this event: their event index entry
+        # would repeat it (queries read events from edges too), so it is not written
+        self.edged: set[str] = set()
 
     def raw_eid(self) -> _Raw:
         if self._raw is None:
@@ -976,11 +990,16 @@ class _Touched:
         cur = st.get(k) or []
         t = self.view.time_ms
         if close:
-            if cur and cur[-1][1] is None:
-                cur = [*cur[:-1], [cur[-1][0], t, cur[-1][2], self.eid]]
+            if not cur or cur[-1][1] is not None:
+                return
+            cur = [*cur[:-1], [cur[-1][0], t, cur[-1][2], self.eid]]
         elif not cur or cur[-1][1] is not None:
             cur = [*cur, [t, None, self.eid, None]]
+        else:
+            return
         st.put(k, cur)
+        self.edged.add(a)
+        self.edged.add(b)
 
     def open_edge(self, up: bytes, down: bytes, child: str, parent: str) -> None:
         if self.c.index:
@@ -1009,5 +1028,5 @@ class _Touched:
                 o["s"] = "destroyed"
             o["lev"] = self.eid
             st.put(K.obj(key), o)
-            if self.c.index:
+            if self.c.index and key not in self.edged:
                 st.put(K.obj_event(key, n), self.raw_eid())

@@ -18,14 +18,14 @@ Records (the state proper)::
 
 Genealogy and lookup indexes (written in the same block write set; `index=False` skips them)::
 
-    gu/<node>\\0<rel>\\0<other>   upstream edges: df derived-from (transformation input),
-                                 cp has-component, co contains ([[from, to, ev, endEv]...])
-    gd/<node>\\0<rel>\\0<other>   downstream edges: dt derived-into, cf component-of,
-                                 ci contained-in
+    gu/<node>\\0df\\0<eventID>  derived-from: the inputs of that transformation [keys]
+    gu/<node>\\0cp|co\\0<other>  has-component / contains: [[from, to, ev, endEv]...]
+    gd/<node>\\0dt\\0<eventID>  derived-into: the outputs of that transformation [keys]
+    gd/<node>\\0cf|ci\\0<other>  component-of / contained-in: intervals as above
     gp/<passport>\\0su|pr\\0<p>   passport successor-of / predecessor-of
     ga/<subject>\\0at\\0<certId>  attestations of a subject
     gq/<idkey>\\0qn\\0<noticeId>  quality notices naming an object
-    xe/<idkey>\\0<seq:8>        events naming an object (MATCH_anyEPC)
+    xe/<idkey>\\0<seq:8>        other events naming an object (those not named by its edges)
 """
 
 from __future__ import annotations

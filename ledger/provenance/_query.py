@@ -67,8 +67,9 @@ def _intervals(v: Any) -> list[dict[str, Any]]:
             for iv in v]
 
 
-def event_summary(r: Reader, eid: str) -> dict[str, Any] | None:
-    rec = _get(r, K.event(eid))
+def event_summary(r: Reader, eid: str, rec: Any = None) -> dict[str, Any] | None:
+    if rec is None:
+        rec = _get(r, K.event(eid))
     if rec is None:
         return None
     b = rec["b"]
@@ -98,16 +99,37 @@ def attestations_of(r: Reader, subject_key: str) -> list[dict[str, Any]]:
     return out
 
 
-def _object_event_seqs(r: Reader, key: str, groups: Sequence[bytes] = (K.UP, K.DOWN)
-                       ) -> list[tuple[int, str]]:
-    """(seq, eventID) of every event naming `key`: the event index, plus the events named by
-    its genealogy edges in `groups` (the state machine does not repeat those in the event
-    index)."""
+def _object_event_records(r: Reader, key: str) -> list[tuple[int, str, Any]]:
+    """(seq, eventID, record) of every event naming `key`, in ledger order: the event index
+    plus the events named by its genealogy edges (the state machine does not repeat those in
+    the event index)."""
+    eids: list[str] = [decode(v) for _, v in r.iter_prefix(K.obj_event_prefix(key))]
+    for group in (K.UP, K.DOWN):
+        for k, v in r.iter_prefix(K.node_prefix(group, key)):
+            rel, tail = K.split_edge(k)
+            if rel in (b"df", b"dt"):
+                eids.append(tail)
+            else:
+                for iv in decode(v):
+                    eids.append(iv[2])
+                    if iv[3] is not None:
+                        eids.append(iv[3])
+    out = []
+    for eid in dict.fromkeys(eids):
+        rec = _get(r, K.event(eid))
+        if rec is not None:
+            out.append((rec["seq"], eid, rec))
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+def _object_event_seqs(r: Reader, key: str) -> list[tuple[int, str]]:
+    """(seq, eventID) of every event naming `key` (see `_object_event_records`)."""
     found: dict[str, int] = {}
     for k, v in r.iter_prefix(K.obj_event_prefix(key)):
         found[decode(v)] = int.from_bytes(k[-8:], "big")
     eids: list[str] = []
-    for group in groups:
+    for group in (K.UP, K.DOWN):
         for k, v in r.iter_prefix(K.node_prefix(group, key)):
             rel, tail = K.split_edge(k)
             if rel in (b"df", b"dt"):
@@ -207,9 +229,8 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
                              "owner": None if o["c"] else o["own"],
                              "commissionedBy": o["by"], "passport": o.get("pp")})
                 if with_events:
-                    node["events"] = [e for e in (
-                        event_summary(r, x) for _, x in _object_event_seqs(r, key, (group,)))
-                        if e]
+                    node["events"] = [event_summary(r, x, rec) for _, x, rec in
+                                      _object_event_records(r, key)]
                 node["attestations"] = attestations_of(r, key) if o.get("att") else []
             nodes[key] = node
             if depth[key] >= max_depth:

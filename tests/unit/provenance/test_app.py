@@ -282,8 +282,8 @@ def test_TransformationEvent_edges_and_transformationID(led: MemLedger, ev: Ev) 
         "TransformationEvent", transformationID=tid,
         inputQuantityList=[{"epcClass": LOT + "B", "quantity": 3}])))
     out = id_key(SER + "200")
-    ins = sorted(K.tail(k) for k, _ in
-                 led.state.iter_prefix(K.edge_prefix(b"df", out)))
+    ins = sorted(i for _, v in led.state.iter_prefix(K.edge_prefix(b"df", out))
+                 for i in decode(v))
     assert ins == sorted([id_key(LOT + "A"), id_key(LOT + "B")])
     assert obj(led, LOT + "A")["used"] is True
     rejected(led.submit("maker", "TransformationEvent", ev(
