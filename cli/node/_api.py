@@ -288,6 +288,29 @@ class Api:
         assert self.node.metrics is not None
         return Response(self.node.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
+    # -- raw state (for remote readers) ------------------------------------------------------
+    async def state_get(self, request: Request) -> Response:
+        key = _hex_arg(request.path_params["key"], "key", size=None)
+        value = self.node.store.get(key)
+        return JSON({"key": key.hex(), "value": None if value is None else value.hex()})
+
+    async def state_scan(self, request: Request) -> Response:
+        qp = request.query_params
+        prefix = _hex_arg(qp.get("prefix", ""), "prefix", size=None)
+        after = _hex_arg(qp["after"], "after", size=None) if qp.get("after") else None
+        limit = min(int(qp.get("limit", "1000") or 1000), 10_000)
+
+        def scan() -> dict[str, Any]:
+            items: list[list[str]] = []
+            for k, v in self.node.store.iter_prefix(prefix):
+                if after is not None and k <= after:
+                    continue
+                if len(items) >= limit:
+                    return {"items": items, "next": items[-1][0]}
+                items.append([k.hex(), v.hex()])
+            return {"items": items, "next": None}
+        return await self._query(scan)
+
     # -- provenance ---------------------------------------------------------------------------
     async def _query(self, fn: Callable[[], Any]) -> Response:
         result = await trio.to_thread.run_sync(fn)
@@ -386,6 +409,9 @@ ROUTES: list[tuple[str, str, str, bool, str, str]] = [
      "subject (?as=ORG for the tier view)", "provenance"),
     ("GET", "/v1/events", "events", False, "EPCIS events (MATCH_anyEPC, EQ_bizStep, "
      "GE_eventTime, LT_eventTime, EQ_bizLocation, eventType)", "provenance"),
+    ("GET", "/v1/state/{key}", "state_get", False, "one raw state value (hex key)", "state"),
+    ("GET", "/v1/state", "state_scan", False, "raw state entries under ?prefix= (hex), "
+     "paged with ?after=&limit=", "state"),
     ("GET", "/metrics", "metrics", False, "Prometheus metrics", "node"),
     ("GET", "/openapi.json", "openapi", False, "this description", "node"),
 ]

@@ -82,6 +82,14 @@ def test_Api_submit_status_block_proof_nonce(tmp_path: Path) -> None:
         assert rej["status"] == "rejected" and rej["code"] and rej["reason"], rej
         r = await c.get(f"/v1/txs/{first.tx_id.hex()}", params={"wait_ms": 20000})
         assert r.json()["status"] == "committed"
+        # raw state, paged (what `RemoteReader` uses): the signer's nonce key
+        r = await c.get("/v1/state/" + (b"nonce/" + key.public).hex())
+        assert r.json()["value"] is not None
+        r = await c.get("/v1/state", params={"prefix": "", "limit": 2})
+        page = r.json()
+        assert len(page["items"]) == 2 and page["next"] == page["items"][1][0]
+        r = await c.get("/v1/state", params={"prefix": "", "limit": 2, "after": page["next"]})
+        assert r.json()["items"][0][0] > page["next"]
         st = (await c.get("/v1/status")).json()
         assert st["height"] >= 1 and st["role"] == "validator" and st["peers"] == 0
         assert st["tip_hash"] and st["state_root"] and st["validators"]
