@@ -407,7 +407,8 @@ class Core:
         elif isinstance(msg, RoundChange):
             carried = msg.prepares
         for m in carried:
-            if m.height == self._height and m.round <= self._round + self.config.round_window:
+            if (m.chain == self.config.chain and m.height == self._height
+                    and m.round <= self._round + self.config.round_window):
                 self._equivocates(m, None, out)
         if isinstance(msg, Proposal):
             self._on_proposal(msg, out)
