@@ -14,6 +14,8 @@
 //! combination, which could accept a signature whose `R` carries a torsion component.
 //! `docs/signatures.md` explains the choice.
 
+use std::collections::HashMap;
+
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha512};
@@ -88,45 +90,108 @@ pub fn has_small_order_encoding(s: &[u8; 32]) -> bool {
 
 /// libsodium's `ge25519_is_canonical`: the 255-bit y coordinate is below p (sign bit ignored).
 pub fn point_is_canonical(s: &[u8; 32]) -> bool {
-    let y_at_least_p = (s[31] & 0x7f) == 0x7f && s[1..31].iter().all(|&b| b == 0xff) && s[0] >= 0xed;
+    let y_at_least_p =
+        (s[31] & 0x7f) == 0x7f && s[1..31].iter().all(|&b| b == 0xff) && s[0] >= 0xed;
     !y_at_least_p
 }
 
-/// The strict verdict on one signature; wrong lengths are simply invalid.
-pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
-    let (Ok(sig), Ok(pk)) = (
-        <&[u8; SIGNATURE_BYTES]>::try_from(signature),
-        <&[u8; PUBLIC_KEY_BYTES]>::try_from(public_key),
-    ) else {
-        return false;
-    };
-    let r_bytes: &[u8; 32] = sig[..32].try_into().expect("32 bytes");
-    let s_bytes: [u8; 32] = sig[32..].try_into().expect("32 bytes");
-
+/// Steps 1 to 4 of the rule (everything that needs no curve arithmetic): the 32-byte key and
+/// the signature's `R` bytes and `S` scalar, or `None` when the signature is already invalid.
+fn precheck<'a>(
+    signature: &'a [u8],
+    public_key: &'a [u8],
+) -> Option<(&'a [u8; 32], &'a [u8; 32], Scalar)> {
+    let sig = <&[u8; SIGNATURE_BYTES]>::try_from(signature).ok()?;
+    let pk = <&[u8; PUBLIC_KEY_BYTES]>::try_from(public_key).ok()?;
+    let r_bytes: &[u8; 32] = sig[..32].try_into().ok()?;
+    let s_bytes: [u8; 32] = sig[32..].try_into().ok()?;
     if !scalar_is_canonical(&s_bytes) || has_small_order_encoding(r_bytes) {
-        return false;
+        return None;
     }
     if !point_is_canonical(pk) || has_small_order_encoding(pk) {
-        return false;
+        return None;
     }
-    let Some(a) = CompressedEdwardsY(*pk).decompress() else {
-        return false;
-    };
-    let s = Scalar::from_canonical_bytes(s_bytes);
-    if bool::from(s.is_none()) {
-        return false; // unreachable after scalar_is_canonical; kept as a second lock
-    }
-    let s = s.unwrap();
+    // from_canonical_bytes repeats the S < l test; both must agree, so None here is unreachable
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+    Some((pk, r_bytes, s))
+}
 
+/// Step 5: the key as a point, negated for step 6 (`None` if it is not on the curve).
+fn decode_key_negated(pk: &[u8; 32]) -> Option<EdwardsPoint> {
+    CompressedEdwardsY(*pk).decompress().map(|a| -a)
+}
+
+/// Step 6 up to the encoding: `[S]B − [k]A` with `k = SHA-512(R ‖ A ‖ M) mod l`.
+fn recompute_r(
+    message: &[u8],
+    pk: &[u8; 32],
+    r_bytes: &[u8; 32],
+    s: &Scalar,
+    minus_a: &EdwardsPoint,
+) -> EdwardsPoint {
     let mut h = Sha512::new();
     h.update(r_bytes);
     h.update(pk);
     h.update(message);
     let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, minus_a, s)
+}
 
-    // [S]B − [k]A, computed as [k](−A) + [S]B.
-    let r_check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-a, &s).compress();
-    r_check.as_bytes() == r_bytes
+/// The strict verdict on one signature; wrong lengths are simply invalid.
+pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
+    let Some((pk, r_bytes, s)) = precheck(signature, public_key) else {
+        return false;
+    };
+    let Some(minus_a) = decode_key_negated(pk) else {
+        return false;
+    };
+    recompute_r(message, pk, r_bytes, &s, &minus_a)
+        .compress()
+        .as_bytes()
+        == r_bytes
+}
+
+/// The verdicts of `verify` on every signature, computed with two shortcuts that cannot change
+/// a verdict: each distinct key is decoded once (decoding is a pure function of its bytes), and
+/// the recomputed points are encoded together with one shared field inversion
+/// (`compress_batch_alloc`, which yields the same canonical bytes as `compress`). Every
+/// signature is still checked against its own equation; nothing is combined across signatures.
+pub fn verify_each(
+    messages: &[&[u8]],
+    signatures: &[&[u8]],
+    public_keys: &[&[u8]],
+    out: &mut [bool],
+) {
+    assert!(
+        messages.len() == out.len()
+            && signatures.len() == out.len()
+            && public_keys.len() == out.len()
+    );
+    let mut slots: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut keys: Vec<Option<EdwardsPoint>> = Vec::new();
+    let mut points = Vec::with_capacity(out.len());
+    let mut pending = Vec::with_capacity(out.len());
+    for i in 0..out.len() {
+        out[i] = false;
+        let Some((pk, r_bytes, s)) = precheck(signatures[i], public_keys[i]) else {
+            continue;
+        };
+        let slot = *slots.entry(*pk).or_insert_with(|| {
+            keys.push(decode_key_negated(pk));
+            keys.len() - 1
+        });
+        let Some(minus_a) = keys[slot] else {
+            continue;
+        };
+        points.push(recompute_r(messages[i], pk, r_bytes, &s, &minus_a));
+        pending.push((i, r_bytes));
+    }
+    for (encoded, (i, r_bytes)) in EdwardsPoint::compress_batch_alloc(&points)
+        .iter()
+        .zip(pending)
+    {
+        out[i] = encoded.as_bytes() == r_bytes;
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +235,41 @@ mod tests {
         let mut neg = P_MINUS_ONE;
         neg[31] |= 0x80;
         assert!(point_is_canonical(&neg));
+    }
+
+    #[test]
+    fn verify_each_agrees_with_verify() {
+        let pk = hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+        let sig = hex(
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        );
+        let mut bad_s = sig.clone();
+        bad_s[63] |= 0x10; // S >= l
+        let mut bad_r = sig.clone();
+        bad_r[0] ^= 1;
+        let mut off_curve_key = pk.clone();
+        off_curve_key[0] ^= 1;
+        let msgs: Vec<&[u8]> = vec![
+            &[0x72],
+            &[0x73],
+            &[0x72],
+            &[0x72],
+            &[0x72],
+            &[0x72],
+            &[0x72],
+        ];
+        let sigs: Vec<&[u8]> = vec![&sig, &sig, &bad_s, &bad_r, &sig, &sig[..63], &sig];
+        let keys: Vec<&[u8]> = vec![&pk, &pk, &pk, &pk, &off_curve_key, &pk, &pk];
+        let mut out = vec![true; msgs.len()];
+        verify_each(&msgs, &sigs, &keys, &mut out);
+        let one_by_one: Vec<bool> = (0..msgs.len())
+            .map(|i| verify(msgs[i], sigs[i], keys[i]))
+            .collect();
+        assert_eq!(out, one_by_one);
+        assert_eq!(out, vec![true, false, false, false, false, false, true]);
+        let mut empty: Vec<bool> = vec![];
+        verify_each(&[], &[], &[], &mut empty);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn sha256(data: &[u8]) -> Hash {
 /// SHA-256 of each item, in order; spread over all cores for large batches.
 pub fn sha256_batch(items: &[&[u8]]) -> Vec<Hash> {
     let mut out = vec![[0u8; 32]; items.len()];
-    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, |first, chunk| {
+    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
         sha256::hash_many(first, chunk, |i| [items[i], &[], &[]])
     });
     out
@@ -31,12 +31,28 @@ pub fn sha256_batch(items: &[&[u8]]) -> Vec<Hash> {
 
 /// Below this many signatures one thread is faster (one check costs about 20 µs).
 pub const VERIFY_PARALLEL_MIN_ITEMS: usize = 4;
+/// Signatures per work unit: enough to share one field inversion, few enough to balance.
+pub const VERIFY_MIN_CHUNK: usize = 8;
 
 /// The strict Ed25519 verdict (see `ed25519`) of each `(message, signature, public key)`,
 /// in order, one by one, spread over the threads allowed by `pool`.
 pub fn verify_batch(messages: &[&[u8]], signatures: &[&[u8]], public_keys: &[&[u8]]) -> Vec<bool> {
     assert!(messages.len() == signatures.len() && messages.len() == public_keys.len());
-    pool::map_indexed(messages.len(), VERIFY_PARALLEL_MIN_ITEMS, |i| {
-        ed25519::verify(messages[i], signatures[i], public_keys[i])
-    })
+    let n = messages.len();
+    let mut out = vec![false; n];
+    pool::fill_chunked(
+        &mut out,
+        VERIFY_PARALLEL_MIN_ITEMS,
+        VERIFY_MIN_CHUNK,
+        |first, chunk| {
+            let range = first..first + chunk.len();
+            ed25519::verify_each(
+                &messages[range.clone()],
+                &signatures[range.clone()],
+                &public_keys[range],
+                chunk,
+            )
+        },
+    );
+    out
 }

@@ -25,7 +25,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 /// Leaf hashes of raw leaf data, in parallel for large inputs.
 pub fn leaf_hashes(leaves: &[&[u8]]) -> Vec<Hash> {
     let mut out = vec![[0u8; 32]; leaves.len()];
-    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, |first, chunk| {
+    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
         sha256::hash_many(first, chunk, |i| [&[0u8], leaves[i], &[]])
     });
     out
@@ -39,7 +39,7 @@ pub fn root_from_leaf_hashes(mut level: Vec<Hash>) -> Hash {
     while level.len() > 1 {
         let pairs = level.len() / 2;
         let mut next = vec![[0u8; 32]; pairs];
-        pool::fill_chunked(&mut next, PARALLEL_MIN_ITEMS, |first, chunk| {
+        pool::fill_chunked(&mut next, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
             sha256::hash_many(first, chunk, |i| [&[1u8], &level[2 * i], &level[2 * i + 1]])
         });
         if level.len() % 2 == 1 {
@@ -153,7 +153,13 @@ mod tests {
     }
 
     /// RFC 9162 §2.1.3.2, written independently of `path`, to check proofs end to end.
-    fn verify_inclusion(leaf: &[u8], index: usize, size: usize, proof: &[Hash], root: &Hash) -> bool {
+    fn verify_inclusion(
+        leaf: &[u8],
+        index: usize,
+        size: usize,
+        proof: &[Hash],
+        root: &Hash,
+    ) -> bool {
         let (mut fn_, mut sn) = (index, size - 1);
         let mut r = leaf_hash(leaf);
         for p in proof {

@@ -62,9 +62,9 @@ where
     }
 }
 
-/// Fills `out` by calling `f(offset, chunk)` on consecutive chunks of `out`; the chunks are
-/// spread over the threads once `out.len() >= min_parallel`.
-pub fn fill_chunked<T, F>(out: &mut [T], min_parallel: usize, f: F)
+/// Fills `out` by calling `f(offset, chunk)` on consecutive chunks of `out`; the chunks (at least
+/// `min_chunk` long) are spread over the threads once `out.len() >= min_parallel`.
+pub fn fill_chunked<T, F>(out: &mut [T], min_parallel: usize, min_chunk: usize, f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync + Send,
@@ -77,7 +77,7 @@ where
     let n = out.len();
     let parallel = |threads: usize, out: &mut [T]| {
         // a few chunks per thread, so that a slow thread does not hold the others up
-        let chunk = n.div_ceil(threads * 4).max(256);
+        let chunk = n.div_ceil(threads * 4).max(min_chunk).max(1);
         out.par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(k, c)| f(k * chunk, c));

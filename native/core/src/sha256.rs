@@ -17,16 +17,14 @@ const LANES: usize = 4;
 pub type Parts<'a> = [&'a [u8]; 3];
 
 const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2,
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
 const IV: [u32; 8] = [
@@ -127,7 +125,6 @@ mod shani {
     use super::{pad_into, state_to_hash, Parts, IV, K};
     use crate::Hash;
 
-
     pub fn available() -> bool {
         std::is_x86_feature_detected!("sha")
             && std::is_x86_feature_detected!("sse4.1")
@@ -145,7 +142,10 @@ mod shani {
         let efgh = _mm_loadu_si128(s.as_ptr().add(4) as *const __m128i);
         let cdab = _mm_shuffle_epi32(abcd, 0xB1);
         let efgh = _mm_shuffle_epi32(efgh, 0x1B);
-        (_mm_alignr_epi8(cdab, efgh, 8), _mm_blend_epi16(efgh, cdab, 0xF0))
+        (
+            _mm_alignr_epi8(cdab, efgh, 8),
+            _mm_blend_epi16(efgh, cdab, 0xF0),
+        )
     }
 
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
@@ -180,7 +180,10 @@ mod shani {
     unsafe fn rounds(abef: &mut __m128i, cdgh: &mut __m128i, w: &[__m128i; 16]) {
         let (abef0, cdgh0) = (*abef, *cdgh);
         for (j, wj) in w.iter().enumerate() {
-            let msg = _mm_add_epi32(*wj, _mm_loadu_si128(K.as_ptr().add(4 * j) as *const __m128i));
+            let msg = _mm_add_epi32(
+                *wj,
+                _mm_loadu_si128(K.as_ptr().add(4 * j) as *const __m128i),
+            );
             *cdgh = _mm_sha256rnds2_epu32(*cdgh, *abef, msg);
             *abef = _mm_sha256rnds2_epu32(*abef, *cdgh, _mm_shuffle_epi32(msg, 0x0E));
         }
@@ -190,7 +193,11 @@ mod shani {
 
     /// `N` independent streams, block by block, interleaved for the out-of-order core.
     #[inline(always)]
-    unsafe fn compress_xn<const N: usize>(states: &mut [[u32; 8]; N], bufs: [&[u8]; N], blocks: usize) {
+    unsafe fn compress_xn<const N: usize>(
+        states: &mut [[u32; 8]; N],
+        bufs: [&[u8]; N],
+        blocks: usize,
+    ) {
         let mut abef = [_mm_setzero_si128(); N];
         let mut cdgh = [_mm_setzero_si128(); N];
         for s in 0..N {
@@ -220,7 +227,8 @@ mod shani {
                     cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], m[s]);
                 }
                 for s in 0..N {
-                    abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32(m[s], 0x0E));
+                    abef[s] =
+                        _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32(m[s], 0x0E));
                 }
             }
             for s in 0..N {
@@ -281,7 +289,9 @@ mod tests {
     fn pairings_case() {
         let data: Vec<u8> = (0..400u32).map(|i| (i * 7 + 3) as u8).collect();
         // lengths around every block boundary, paired with every other length
-        let lens: Vec<usize> = (0..140).chain([183, 191, 192, 200, 247, 255, 256, 319, 400]).collect();
+        let lens: Vec<usize> = (0..140)
+            .chain([183, 191, 192, 200, 247, 255, 256, 319, 400])
+            .collect();
         for &la in &lens {
             let msgs: Vec<&[u8]> = lens.iter().map(|&lb| &data[..lb]).collect();
             let mut out = vec![[0u8; 32]; msgs.len() * 2];
@@ -289,7 +299,11 @@ mod tests {
                 if i % 2 == 0 {
                     [&data[..la], &[], &[]]
                 } else {
-                    [&[0x01], &msgs[i / 2][..msgs[i / 2].len().min(7)], msgs[i / 2]]
+                    [
+                        &[0x01],
+                        &msgs[i / 2][..msgs[i / 2].len().min(7)],
+                        msgs[i / 2],
+                    ]
                 }
             });
             for (i, h) in out.iter().enumerate() {
@@ -329,7 +343,9 @@ mod tests {
         for len in (0..140).chain([183, 200, 201, 255, 256, 1000, 4000]) {
             let n = 37;
             let mut out = vec![[0u8; 32]; n];
-            hash_many(0, &mut out, |i| [&data[i..i + len.min(1)], &data[i + 1..i + len.max(1)], &[]]);
+            hash_many(0, &mut out, |i| {
+                [&data[i..i + len.min(1)], &data[i + 1..i + len.max(1)], &[]]
+            });
             for (i, h) in out.iter().enumerate() {
                 let expected: Hash = Sha256::digest(&data[i..i + len.max(1)]).into();
                 if len == 0 {
@@ -340,7 +356,9 @@ mod tests {
         }
         let mut out = vec![[0u8; 32]; 20];
         hash_many(0, &mut out, |_| [&[], &[], &[]]);
-        assert!(out.iter().all(|h| *h == <[u8; 32]>::from(Sha256::digest(b""))));
+        assert!(out
+            .iter()
+            .all(|h| *h == <[u8; 32]>::from(Sha256::digest(b""))));
     }
 
     #[test]
