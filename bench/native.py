@@ -7,7 +7,9 @@
 Figures:
 - Ed25519 verification: PyNaCl one by one (`crypto_sign_open`, libsodium, one thread) against
   `ledger._native.verify_batch` on 1 thread and on 2 threads, for batches of 1, 16, 256, 4096
-  200-byte messages signed by 64 keys;
+  200-byte messages signed by 64 keys in turn (a consortium has few signers; the extension
+  decodes each distinct key once per work unit), and once more for 256 signatures by 256
+  distinct keys (row `256d`, JSON `verify_1core_distinct_keys`);
 - SHA-256 of 100,000 200-byte items: `hashlib` in a loop against `sha256_batch`;
 - Merkle root of 100,000 leaves: the pure-Python twin against the extension.
 Each figure is the median of `--repeat` rounds (default 5); the rounds interleave the
@@ -53,13 +55,13 @@ def _seconds(fn: Callable[[], object], min_seconds: float) -> tuple[float, int]:
             return elapsed / calls, calls
 
 
-def _inputs(n: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    keys = [nacl.signing.SigningKey(hashlib.sha256(b"bench key %d" % i).digest())
-            for i in range(KEYS)]
-    msgs = [hashlib.sha512(b"msg %d" % i).digest() * 4 for i in range(n)]
+def _inputs(n: int, n_keys: int, tag: bytes = b"") -> tuple[list[bytes], list[bytes], list[bytes]]:
+    keys = [nacl.signing.SigningKey(hashlib.sha256(b"bench key %s%d" % (tag, i)).digest())
+            for i in range(n_keys)]
+    msgs = [hashlib.sha512(b"msg %s%d" % (tag, i)).digest() * 4 for i in range(n)]
     msgs = [m[:MESSAGE_BYTES] for m in msgs]
-    sigs = [bytes(keys[i % KEYS].sign(m).signature) for i, m in enumerate(msgs)]
-    pks = [bytes(keys[i % KEYS].verify_key) for i in range(n)]
+    sigs = [bytes(keys[i % n_keys].sign(m).signature) for i, m in enumerate(msgs)]
+    pks = [bytes(keys[i % n_keys].verify_key) for i in range(n)]
     return msgs, sigs, pks
 
 
@@ -72,8 +74,10 @@ def run(smoke: bool, repeat: int) -> dict[str, object]:
     batches = (1, 16, 256) if smoke else (1, 16, 256, 4096)
     hash_items = 1_000 if smoke else 100_000
     min_seconds = 0.01 if smoke else 0.25
-    msgs, sigs, pks = _inputs(max(batches))
+    msgs, sigs, pks = _inputs(max(batches), KEYS)
     assert _native.verify_batch(msgs, sigs, pks) == [True] * len(msgs)
+    distinct = _inputs(256, 256, b"distinct ")
+    assert _native.verify_batch(*distinct) == [True] * 256
     items = [hashlib.sha512(b"item %d" % i).digest() * 4 for i in range(hash_items)]
     items = [d[:200] for d in items]
     assert _native.sha256_batch(items) == _native_py.sha256_batch(items)
@@ -84,16 +88,18 @@ def run(smoke: bool, repeat: int) -> dict[str, object]:
     def record(name: str, value: float) -> None:
         samples.setdefault(name, []).append(value)
 
+    cases: list[tuple[str, int, tuple[list[bytes], list[bytes], list[bytes]]]] = [
+        (str(b), b, (msgs[:b], sigs[:b], pks[:b])) for b in batches]
+    cases.append(("256d", 256, distinct))
     for _ in range(repeat):
-        for b in batches:
-            m, s, k = msgs[:b], sigs[:b], pks[:b]
+        for label, b, (m, s, k) in cases:
             per_call, _ = _seconds(lambda m=m, s=s, k=k: _pynacl_loop(m, s, k), min_seconds)
-            record(f"verify_pynacl_b{b}", b / per_call)
+            record(f"verify_pynacl_b{label}", b / per_call)
             for threads in (1, 2):
                 _native.set_threads(threads)
                 per_call, _ = _seconds(lambda m=m, s=s, k=k: _native.verify_batch(m, s, k),
                                        min_seconds)
-                record(f"verify_native{threads}t_b{b}", b / per_call)
+                record(f"verify_native{threads}t_b{label}", b / per_call)
         _native.set_threads(0)
         per_call, _ = _seconds(lambda: [hashlib.sha256(d).digest() for d in items], min_seconds)
         record("sha256_hashlib_s", per_call)
@@ -111,6 +117,8 @@ def run(smoke: bool, repeat: int) -> dict[str, object]:
     return {
         "verify_1core": med["verify_native1t_b256"] / med["verify_pynacl_b256"],
         "verify_2core": med["verify_native2t_b256"] / med["verify_pynacl_b256"],
+        "verify_1core_distinct_keys": med["verify_native1t_b256d"] / med["verify_pynacl_b256d"],
+        "verify_2core_distinct_keys": med["verify_native2t_b256d"] / med["verify_pynacl_b256d"],
         "merkle_100k": med["merkle_python_s"] / med["merkle_nativeall_s"],
         "merkle_100k_1thread": med["merkle_python_s"] / med["merkle_native1t_s"],
         "sha256_100k": med["sha256_hashlib_s"] / med["sha256_nativeall_s"],
@@ -137,9 +145,9 @@ def table(result: dict[str, object]) -> str:
         f"(ratio = native / PyNaCl one by one, 1 thread)",
         f"{'batch':>6} {'PyNaCl':>10} {'native 1t':>10} {'ratio':>6} {'native 2t':>10} {'ratio':>6}",
     ]
-    for b in batches:
+    for b in [*batches, "256d"]:
         py, n1, n2 = (fig[f"verify_{w}_b{b}"] for w in ("pynacl", "native1t", "native2t"))
-        lines.append(f"{b:>6} {py:>10,.0f} {n1:>10,.0f} {n1 / py:>6.2f} {n2:>10,.0f} "
+        lines.append(f"{b!s:>6} {py:>10,.0f} {n1:>10,.0f} {n1 / py:>6.2f} {n2:>10,.0f} "
                      f"{n2 / py:>6.2f}")
     lines += [
         "",
@@ -157,6 +165,9 @@ def table(result: dict[str, object]) -> str:
         f"verify_1core = {result['verify_1core']:.2f} (target >= 2.0)   "
         f"verify_2core = {result['verify_2core']:.2f} (target >= 3.5)   "
         f"merkle_100k = {result['merkle_100k']:.1f} (target >= 10)",
+        "(batches of 256 by 64 keys; 256d: 256 distinct keys: "
+        f"{result['verify_1core_distinct_keys']:.2f} on 1 thread, "
+        f"{result['verify_2core_distinct_keys']:.2f} on 2)",
     ]
     return "\n".join(lines)
 
