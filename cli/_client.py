@@ -81,7 +81,7 @@ class NodeClient:
         for i in range(0, len(txs), MAX_BATCH):
             chunk = txs[i:i + MAX_BATCH]
             doc = self.request("POST", "/v1/txs", json={"txs": [t.encode().hex() for t in chunk]})
-            out.extend(doc["results"] if "results" in doc else [doc])
+            out.extend(doc.get("results", [doc]))
         return out
 
     def wait(self, tx_ids: Sequence[bytes], *, timeout_s: float = 60.0) -> list[dict[str, Any]]:

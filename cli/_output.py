@@ -2,8 +2,9 @@
 
 `emit(data, json_mode, render)` prints one JSON document or a human rendering; `fail(...)` ends
 a command with a one-sentence error and the agreed exit code. Partledger errors never reach the
-user as a traceback: `run_cli` turns them into exit codes (1 for verification and validation
-failures, 2 for usage and configuration errors).
+user as a traceback: they become exit codes (1 for verification and validation
+failures, 2 for usage and configuration errors); `cli.main.LazyGroup.invoke` applies it to every
+command.
 """
 
 from __future__ import annotations
@@ -64,12 +65,3 @@ def exit_code_for(exc: PartledgerError) -> int:
     if isinstance(exc, ConfigError):
         return EXIT_USAGE
     return EXIT_FAILURE
-
-
-def run_cli(group: click.Group, argv: list[str]) -> Any:
-    json_mode = "--json" in argv
-    try:
-        return group.main(args=argv, prog_name="partledger", standalone_mode=True)
-    except PartledgerError as exc:
-        fail(exc.message, code=exit_code_for(exc), json_mode=json_mode,
-             data={"code": exc.code})

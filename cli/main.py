@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "block": "cli.cmd_remote:block",
     "tx": "cli.cmd_remote:tx",
     "proof": "cli.cmd_proof:proof",
+    "genesis": "cli.cmd_genesis:genesis",
+    "completion": "cli.cmd_completion:completion",
 }
 
 
@@ -48,6 +50,21 @@ class LazyGroup(click.Group):
         cmd: click.Command = getattr(importlib.import_module(module_name), attr)
         return cmd
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["partledger.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every command's deliberate errors end the same way, however it is invoked."""
+        from cli._output import exit_code_for, fail
+        from ledger.errors import PartledgerError
+
+        try:
+            return super().invoke(ctx)
+        except PartledgerError as exc:
+            fail(exc.message, code=exit_code_for(exc), json_mode=ctx.meta["partledger.json"],
+                 data={"code": exc.code})
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="partledger")
@@ -56,9 +73,7 @@ def app() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    from cli._output import run_cli
-
-    return run_cli(app, argv if argv is not None else sys.argv[1:])
+    return app.main(args=argv if argv is not None else sys.argv[1:], prog_name="partledger")
 
 
 if __name__ == "__main__":
