@@ -242,7 +242,7 @@ def test_Core_round_change_carries_prepared_certificate_and_locked_value_is_repr
     rcs = [m for m in rcs if isinstance(m, RoundChange)]
     assert rcs and all(m.prepared_round == 0 and m.prepared_hash == locked for m in rcs)
     assert all(len(m.prepares) >= 3 and m.prepared_block is not None for m in rcs)
-    p.run()
+    p.run(limit=400)
     proposals = [decode_message(a.msg) for _, a in p.log if isinstance(a, Broadcast)]
     round1 = [m for m in proposals if isinstance(m, Proposal) and m.round == 1]
     assert len(round1) == 1 and round1[0].block_hash == locked

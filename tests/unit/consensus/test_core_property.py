@@ -71,7 +71,7 @@ def pool() -> tuple[Input, ...]:
     return tuple(items)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=60),
        st.integers(min_value=0, max_value=3))
 def test_Core_arbitrary_inputs_keep_invariants(choices: list[int], who: int) -> None:
