@@ -38,8 +38,11 @@ pytest: venv
 
 test: lint typecheck pytest
 
+# 100,000 seeds take hours on 2 cores: split with e.g. `make sim SIM_START=50000 SIM_SEEDS=50000`
+SIM_SEEDS ?= 100000
+SIM_START ?= 0
 sim: venv
-	$(BIN)/partledger sim --nodes 4 --byzantine 1 --seeds 100000
+	$(BIN)/partledger sim --nodes 4 --byzantine 1 --seeds $(SIM_SEEDS) --start $(SIM_START)
 
 soak: venv
 	$(BIN)/python -m pytest -q --run-slow tests/multiprocess
