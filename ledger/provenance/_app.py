@@ -15,7 +15,9 @@ class), `s` status (active | decommissioned | destroyed), `by` commissioning org
 bizLocation, `disp` disposition, `pd` persistent dispositions, `in` container, `of` the product
 it is installed in, `kc`/`ka` contained/installed children, `btx` open business transactions,
 `used` consumed by a transformation, `pp` current passport, `att` has attestations, `ev` first
-event, `lev` last event.
+event, `lev` last event; with indexes on, `g` its genealogy adjacency list
+(`[rel, other | eventID, payload]`, see `_keys.py`) and `x` the other events naming it
+(`[seq, eventID]`), both bounded (`gs`/`xs` flag entries spilled to index keys).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ from ledger.provenance._vocab import (
 )
 
 _MISS: Any = object()
+#: adjacency entries kept inside an object's record (more spill to `gu/`/`gd/` index keys),
+#: and events kept in its record (more spill to `xe/` keys): a hot lot used by thousands of
+#: transformations keeps a bounded record
+CAP_EDGES = 48
+CAP_EVENTS = 32
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _PREFIX_RE = re.compile(r"^[0-9]{4,12}$")
@@ -406,8 +413,8 @@ class ProvenanceApp:
 
     def _hierarchy_event(self, t: _Touched, v: EventView, body: dict[str, Any], *,
                          assembly: bool) -> None:
-        link, kids, rel_up, rel_down = (("of", "ka", b"cf", b"cp") if assembly
-                                        else ("in", "kc", b"ci", b"co"))
+        link, kids, rel_up, rel_down = (("of", "ka", "cf", "cp") if assembly
+                                        else ("in", "kc", "ci", "co"))
         what = "installed in" if assembly else "contained in"
         if v.parent is None:       # AggregationEvent OBSERVE without parent
             for uri in v.children:
@@ -497,11 +504,9 @@ class ProvenanceApp:
                     ups.setdefault(o, []).append(i)
                     downs.setdefault(i, []).append(o)
             for o, lst in ups.items():
-                t.c.st.put(K.edge(b"df", o, eid), _Raw(encode(lst)))
+                t.add_edge(o, "df", eid, lst)
             for i, lst in downs.items():
-                t.c.st.put(K.edge(b"dt", i, eid), _Raw(encode(lst)))
-            t.edged.update(ups)
-            t.edged.update(downs)
+                t.add_edge(i, "dt", eid, lst)
 
     def _transaction_event(self, t: _Touched, v: EventView, body: dict[str, Any]) -> None:
         btx = [[b.get("type", ""), b["bizTransaction"]] for b in body["bizTransactionList"]]
@@ -924,13 +929,14 @@ def _all_keys(v: EventView) -> list[str]:
 class _Touched:
     """The objects one event reads and changes, written back once at the end."""
 
-    __slots__ = ("_raw", "app", "c", "edged", "eid", "objs", "view")
+    __slots__ = ("_raw", "app", "c", "edged", "eid", "extra", "objs", "view")
 
     def __init__(self, app: ProvenanceApp, c: _Ctx, eid: str, view: EventView) -> None:
         self.app, self.c, self.eid, self.view = app, c, eid, view
         self.objs: dict[str, dict[str, Any]] = {}
+        self.extra: dict[str, dict[str, Any]] = {}
         self._raw: _Raw | None = None
-        # identifiers that got a genealogy edge naming this event: their event index entry
+        # identifiers that got a genealogy edge naming this event: their event list entry
         # would repeat it (queries read events from edges too), so it is not written
         self.edged: set[str] = set()
 
@@ -984,32 +990,74 @@ class _Touched:
         o = self.objs[key] = dict(rec)
         return o
 
-    def _edge_put(self, rel: bytes, a: str, b: str, close: bool) -> None:
-        st = self.c.st
-        k = K.edge(rel, a, b)
-        cur = st.get(k) or []
+    def _rec(self, key: str) -> dict[str, Any]:
+        """The record an edge attaches to: an object of this event, or (for edges reaching
+        back to an earlier event through a transformationID) a record written only for it."""
+        o = self.objs.get(key)
+        if o is None:
+            o = self.extra.get(key)
+            if o is None:
+                rec = self.c.st.get(K.obj(key))
+                assert rec is not None, "an edge endpoint always has a record"
+                o = self.extra[key] = dict(rec)
+        return o
+
+    def add_edge(self, key: str, rel: str, other: str, payload: Any) -> None:
+        """Append an edge to `key`'s adjacency list: inside its record while short (no extra
+        write: the event rewrites the record anyway), else as an index key (`gs` flag)."""
+        o = self._rec(key)
+        g = o.get("g", ())
+        if len(g) < CAP_EDGES:
+            o["g"] = [*g, [rel, other, payload]]
+        else:
+            o["gs"] = True
+            self.c.st.put(K.edge(rel.encode(), key, other), payload)
+        self.edged.add(key)
+
+    def _interval(self, key: str, rel: str, other: str, close: bool) -> None:
+        o = self._rec(key)
+        g = o.get("g", ())
+        for i, (r, oth, iv) in enumerate(g):
+            if r == rel and oth == other:
+                new = self._step(iv, close)
+                if new is not None:
+                    o["g"] = [*g[:i], [rel, other, new], *g[i + 1:]]
+                    self.edged.add(key)
+                return
+        if o.get("gs"):
+            k = K.edge(rel.encode(), key, other)
+            cur = self.c.st.get(k)
+            if cur is not None:
+                new = self._step(cur, close)
+                if new is not None:
+                    self.c.st.put(k, new)
+                    self.edged.add(key)
+                return
+        new = self._step([], close)
+        if new is not None:
+            self.add_edge(key, rel, other, new)
+
+    def _step(self, cur: list[Any], close: bool) -> list[Any] | None:
+        """Intervals [[from, to, event, end event]...] after opening or closing one (None: no
+        change: already open, or nothing open to close)."""
         t = self.view.time_ms
         if close:
             if not cur or cur[-1][1] is not None:
-                return
-            cur = [*cur[:-1], [cur[-1][0], t, cur[-1][2], self.eid]]
-        elif not cur or cur[-1][1] is not None:
-            cur = [*cur, [t, None, self.eid, None]]
-        else:
-            return
-        st.put(k, cur)
-        self.edged.add(a)
-        self.edged.add(b)
+                return None
+            return [*cur[:-1], [cur[-1][0], t, cur[-1][2], self.eid]]
+        if cur and cur[-1][1] is None:
+            return None
+        return [*cur, [t, None, self.eid, None]]
 
-    def open_edge(self, up: bytes, down: bytes, child: str, parent: str) -> None:
+    def open_edge(self, up: str, down: str, child: str, parent: str) -> None:
         if self.c.index:
-            self._edge_put(up, child, parent, False)
-            self._edge_put(down, parent, child, False)
+            self._interval(child, up, parent, False)
+            self._interval(parent, down, child, False)
 
-    def close_edge(self, up: bytes, down: bytes, child: str, parent: str) -> None:
+    def close_edge(self, up: str, down: str, child: str, parent: str) -> None:
         if self.c.index:
-            self._edge_put(up, child, parent, True)
-            self._edge_put(down, parent, child, True)
+            self._interval(child, up, parent, True)
+            self._interval(parent, down, child, True)
 
     def finish(self, body: dict[str, Any], n: int) -> None:
         v = self.view
@@ -1027,6 +1075,13 @@ class _Touched:
             if destroyed and not o["c"]:
                 o["s"] = "destroyed"
             o["lev"] = self.eid
-            st.put(K.obj(key), o)
             if self.c.index and key not in self.edged:
-                st.put(K.obj_event(key, n), self.raw_eid())
+                x = o.get("x", ())
+                if len(x) < CAP_EVENTS:
+                    o["x"] = [*x, [n, self.eid]]
+                else:
+                    o["xs"] = True
+                    st.put(K.obj_event(key, n), self.raw_eid())
+            st.put(K.obj(key), o)
+        for key, o in self.extra.items():
+            st.put(K.obj(key), o)

@@ -99,23 +99,51 @@ def attestations_of(r: Reader, subject_key: str) -> list[dict[str, Any]]:
     return out
 
 
-def _object_event_records(r: Reader, key: str) -> list[tuple[int, str, Any]]:
-    """(seq, eventID, record) of every event naming `key`, in ledger order: the event index
-    plus the events named by its genealogy edges (the state machine does not repeat those in
-    the event index)."""
-    eids: list[str] = [decode(v) for _, v in r.iter_prefix(K.obj_event_prefix(key))]
-    for group in (K.UP, K.DOWN):
+_UP_RELS = frozenset({"df", "cp", "co"})
+_DOWN_RELS = frozenset({"dt", "cf", "ci"})
+
+
+def _node_edges(r: Reader, key: str, o: Any, group: bytes) -> list[tuple[str, str, Any]]:
+    """(rel, other node or eventID, payload) of one direction of `key`: the adjacency list in
+    its record, plus the entries spilled to index keys (`gs` flag)."""
+    if o is None:
+        return []
+    rels = _UP_RELS if group == K.UP else _DOWN_RELS
+    out = [(rel, other, p) for rel, other, p in o.get("g", ()) if rel in rels]
+    if o.get("gs"):
         for k, v in r.iter_prefix(K.node_prefix(group, key)):
             rel, tail = K.split_edge(k)
-            if rel in (b"df", b"dt"):
-                eids.append(tail)
+            out.append((rel.decode(), tail, decode(v)))
+    return out
+
+
+def _event_ids(r: Reader, key: str, o: Any) -> dict[str, int | None]:
+    """eventID -> seq (None if not known from the index) of every event naming `key`."""
+    found: dict[str, int | None] = {}
+    if o is None:
+        return found
+    for n, eid in o.get("x", ()):
+        found[eid] = n
+    if o.get("xs"):
+        for k, v in r.iter_prefix(K.obj_event_prefix(key)):
+            found[decode(v)] = int.from_bytes(k[-8:], "big")
+    for group in (K.UP, K.DOWN):
+        for rel, tail, p in _node_edges(r, key, o, group):
+            if rel in ("df", "dt"):
+                found.setdefault(tail, None)
             else:
-                for iv in decode(v):
-                    eids.append(iv[2])
+                for iv in p:
+                    found.setdefault(iv[2], None)
                     if iv[3] is not None:
-                        eids.append(iv[3])
+                        found.setdefault(iv[3], None)
+    return found
+
+
+def _object_event_records(r: Reader, key: str, o: Any) -> list[tuple[int, str, Any]]:
+    """(seq, eventID, record) of every event naming `key`, in ledger order: the events in its
+    record (and spilled `xe/` keys) plus those named by its genealogy edges."""
     out = []
-    for eid in dict.fromkeys(eids):
+    for eid in _event_ids(r, key, o):
         rec = _get(r, K.event(eid))
         if rec is not None:
             out.append((rec["seq"], eid, rec))
@@ -124,27 +152,17 @@ def _object_event_records(r: Reader, key: str) -> list[tuple[int, str, Any]]:
 
 
 def _object_event_seqs(r: Reader, key: str) -> list[tuple[int, str]]:
-    """(seq, eventID) of every event naming `key` (see `_object_event_records`)."""
-    found: dict[str, int] = {}
-    for k, v in r.iter_prefix(K.obj_event_prefix(key)):
-        found[decode(v)] = int.from_bytes(k[-8:], "big")
-    eids: list[str] = []
-    for group in (K.UP, K.DOWN):
-        for k, v in r.iter_prefix(K.node_prefix(group, key)):
-            rel, tail = K.split_edge(k)
-            if rel in (b"df", b"dt"):
-                eids.append(tail)
-            else:
-                for iv in decode(v):
-                    eids.append(iv[2])
-                    if iv[3] is not None:
-                        eids.append(iv[3])
-    for eid in eids:
-        if eid not in found:
+    """(seq, eventID) of every event naming `key`, in ledger order."""
+    found = _event_ids(r, key, _obj(r, key))
+    out = []
+    for eid, n in found.items():
+        if n is None:
             rec = _get(r, K.event(eid))
-            if rec is not None:
-                found[eid] = rec["seq"]
-    return sorted((s, e) for e, s in found.items())
+            if rec is None:
+                continue
+            n = rec["seq"]
+        out.append((n, eid))
+    return sorted(out)
 
 
 def object_events(r: Reader, key: str) -> list[str]:
@@ -199,16 +217,15 @@ _REL_NAMES = {"df": "derived-from", "cp": "component", "co": "contains",
               "dt": "derived-into", "cf": "component-of", "ci": "contained-in"}
 
 
-def _neighbours(r: Reader, group: bytes, key: str) -> list[tuple[str, str, Any]]:
+def _neighbours(r: Reader, group: bytes, key: str, o: Any) -> list[tuple[str, str, Any]]:
     """(relation, other node, eventID or intervals) of one direction of `key`."""
-    out = []
-    for k, v in r.iter_prefix(K.node_prefix(group, key)):
-        rel, tail = K.split_edge(k)
-        name = _REL_NAMES[rel.decode()]
-        if rel in (b"df", b"dt"):      # keyed by event: the value lists the other ends
-            out += [(name, other, tail) for other in decode(v)]
+    out: list[tuple[str, str, Any]] = []
+    for rel, tail, p in _node_edges(r, key, o, group):
+        name = _REL_NAMES[rel]
+        if rel in ("df", "dt"):      # keyed by event: the payload lists the other ends
+            out += [(name, other, tail) for other in p]
         else:
-            out.append((name, tail, decode(v)))
+            out.append((name, tail, p))
     return out
 
 
@@ -230,12 +247,12 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
                              "commissionedBy": o["by"], "passport": o.get("pp")})
                 if with_events:
                     node["events"] = [event_summary(r, x, rec) for _, x, rec in
-                                      _object_event_records(r, key)]
+                                      _object_event_records(r, key, o)]
                 node["attestations"] = attestations_of(r, key) if o.get("att") else []
             nodes[key] = node
             if depth[key] >= max_depth:
                 continue
-            for name, other, val in _neighbours(r, group, key):
+            for name, other, val in _neighbours(r, group, key, o):
                 e: dict[str, Any] = {"from": key, "to": other, "rel": name}
                 if isinstance(val, str):
                     e["event"] = val
@@ -250,8 +267,9 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
                     depth[other] = depth[key] + 1
                     nxt.append(other)
         frontier = nxt
+    sources = {e["from"] for e in edges}
     for n in nodes.values():
-        n["leaf"] = not any(e["from"] == n["key"] for e in edges)
+        n["leaf"] = n["key"] not in sources
     return {"root": nodes[root]["id"], "rootKey": root, "nodes": list(nodes.values()),
             "edges": [{**e, "from": nodes[e["from"]]["id"], "to": nodes[e["to"]]["id"]}
                       for e in edges if e["to"] in nodes]}
@@ -321,13 +339,14 @@ def bom(r: Reader, ident: str, *, max_depth: int = 16) -> dict[str, Any]:
         if d >= max_depth or k in seen:
             return node
         seen = seen | {k}
-        for child, val in _edges(r, b"cp", k):
-            sub = level(child, d + 1, seen)
-            sub["installed"] = _intervals(val)
-            sub["current"] = bool(val) and val[-1][1] is None
-            node["components"].append(sub)
-        for eid, srcs in _edges(r, b"df", k):
-            node["materials"] += [{"id": _label(r, src), "event": eid} for src in srcs]
+        for rel, other, val in _node_edges(r, k, o, K.UP):
+            if rel == "cp":
+                sub = level(other, d + 1, seen)
+                sub["installed"] = _intervals(val)
+                sub["current"] = bool(val) and val[-1][1] is None
+                node["components"].append(sub)
+            elif rel == "df":
+                node["materials"] += [{"id": _label(r, src), "event": other} for src in val]
         return node
 
     return level(key, 0, set())

@@ -36,6 +36,18 @@ def obj(led: MemLedger, uri: str) -> dict[str, Any]:
     return out
 
 
+def edges(led: MemLedger, uri: str, rel: str) -> dict[str, Any]:
+    """other end (or eventID) -> payload of `uri`'s genealogy edges of relation `rel`."""
+    key = id_key(uri)
+    out = {other: p for r, other, p in obj(led, uri).get("g", ()) if r == rel}
+    grp = b"gu/" if rel in ("df", "cp", "co") else b"gd/"
+    for k, v in led.state.iter_prefix(K.node_prefix(grp, key)):
+        r, other = K.split_edge(k)
+        if r.decode() == rel:
+            out[other] = decode(v)
+    return out
+
+
 def get(led: MemLedger, key: bytes) -> Any:
     raw = led.state.get(key)
     return None if raw is None else decode(raw)
@@ -243,8 +255,9 @@ def test_AggregationEvent_pack_and_unpack(led: MemLedger, ev: Ev) -> None:
     ok(led.submit("maker", "AggregationEvent", ev("AggregationEvent", action="DELETE",
                                                   bizStep="unpacking", parentID=pallet)))
     assert "in" not in obj(led, SER + "10") and obj(led, pallet)["kc"] == []
-    iv = get(led, K.edge(b"ci", id_key(SER + "10"), id_key(pallet)))
+    iv = edges(led, SER + "10", "ci")[id_key(pallet)]
     assert iv[0][0] is not None and iv[0][1] is not None   # closed interval
+    assert edges(led, pallet, "co")[id_key(SER + "10")] == iv
 
 
 def test_AssociationEvent_install_and_remove(led: MemLedger, ev: Ev) -> None:
@@ -265,7 +278,7 @@ def test_AssociationEvent_install_and_remove(led: MemLedger, ev: Ev) -> None:
                                                         parentID=bike,
                                                         childEPCs=[SER + "101"])),
              "not_installed")
-    iv = get(led, K.edge(b"cf", id_key(SER + "101"), id_key(bike)))
+    iv = edges(led, SER + "101", "cf")[id_key(bike)]
     assert len(iv) == 1 and iv[0][1] is not None
 
 
@@ -281,9 +294,7 @@ def test_TransformationEvent_edges_and_transformationID(led: MemLedger, ev: Ev) 
     ok(led.submit("maker", "TransformationEvent", ev(
         "TransformationEvent", transformationID=tid,
         inputQuantityList=[{"epcClass": LOT + "B", "quantity": 3}])))
-    out = id_key(SER + "200")
-    ins = sorted(i for _, v in led.state.iter_prefix(K.edge_prefix(b"df", out))
-                 for i in decode(v))
+    ins = sorted(i for v in edges(led, SER + "200", "df").values() for i in v)
     assert ins == sorted([id_key(LOT + "A"), id_key(LOT + "B")])
     assert obj(led, LOT + "A")["used"] is True
     rejected(led.submit("maker", "TransformationEvent", ev(
@@ -539,5 +550,29 @@ def test_execute_is_pure(led: MemLedger, ev: Ev) -> None:
     b = ProvenanceApp().execute(led.state, ctx, txs)
     assert a.writes == b.writes and a.all_ok
     noidx = ProvenanceApp(index=False).execute(led.state, ctx, txs)
-    assert set(noidx.writes) < set(a.writes)
+    assert set(noidx.writes) <= set(a.writes)
     assert all(not k.startswith((b"g", b"xe/")) for k in noidx.writes)
+    assert all("g" not in decode(v) and "x" not in decode(v)
+               for k, v in noidx.writes.items() if k.startswith(b"obj/") and v)
+
+
+def test_adjacency_spills_to_index_keys_for_hot_lots(led: MemLedger, ev: Ev) -> None:
+    from ledger.provenance._app import CAP_EDGES, CAP_EVENTS
+
+    lot(led, ev, "maker", LOT + "HOT", "100000")
+    n = CAP_EDGES + 5
+    txs = [led.sign("maker", "TransformationEvent", ev(
+        "TransformationEvent", inputQuantityList=[{"epcClass": LOT + "HOT", "quantity": 1}],
+        outputEPCList=[SER + f"h{i}"])) for i in range(n)]
+    txs += [led.sign("maker", "ObjectEvent", ev("ObjectEvent", action="OBSERVE",
+                                                quantityList=[{"epcClass": LOT + "HOT"}]))
+            for _ in range(CAP_EVENTS + 3)]
+    assert led.commit(txs).all_ok
+    o = obj(led, LOT + "HOT")
+    assert len(o["g"]) == CAP_EDGES and o["gs"] and o["xs"]
+    assert len(edges(led, LOT + "HOT", "dt")) == n
+    from ledger.provenance import _query as Q
+
+    fwd = Q.trace_forward(led.state, LOT + "HOT")
+    assert len(fwd["endItems"]) == n
+    assert len(Q.events(led.state, match_any_epc=[LOT + "HOT"])) == 1 + n + CAP_EVENTS + 3
