@@ -161,7 +161,9 @@ class _Replayer:
             root = next_state_root(self.root, ex.writes)
             if root != h.state_root:
                 raise ReplayError(f"block {h.height}: state root after re-execution differs "
-                                  "from the header's", height=h.height, code="state_root")
+                                  "from the header's (the state machine disagrees: another "
+                                  "version of it, or non-deterministic execution)",
+                                  height=h.height, code="state_root")
             self.state.apply(ex.writes)
             self.root = root
         else:
