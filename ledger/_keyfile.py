@@ -194,7 +194,7 @@ def read_key_file(path: str | Path, *, passphrase: bytes | None = None) -> Signi
         if (not isinstance(kdf, dict) or kdf.get("name") != "argon2id"
                 or not isinstance(kdf.get("opslimit"), int)
                 or not isinstance(kdf.get("memlimit"), int)
-                or not 1 <= kdf["opslimit"] <= 64 or not 8192 <= kdf["memlimit"] <= 2**31):
+                or not 1 <= kdf["opslimit"] <= 16 or not 8192 <= kdf["memlimit"] <= 2**30):
             raise ConfigError(f"key file {p}: kdf must be argon2id with sane opslimit and memlimit",
                               code="key_file_invalid")
         salt = _hexfield(p, kdf, "salt", nacl.pwhash.argon2id.SALTBYTES)
