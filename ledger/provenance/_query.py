@@ -139,16 +139,21 @@ def _event_ids(r: Reader, key: str, o: Any) -> dict[str, int | None]:
     return found
 
 
-def _object_event_records(r: Reader, key: str, o: Any) -> list[tuple[int, str, Any]]:
-    """(seq, eventID, record) of every event naming `key`, in ledger order: the events in its
-    record (and spilled `xe/` keys) plus those named by its genealogy edges."""
+def _cached_events(r: Reader, key: str, o: Any,
+                   cache: dict[str, tuple[int, dict[str, Any]] | None]) -> list[dict[str, Any]]:
+    """Summaries of the events naming `key`, in ledger order; a transformation names several
+    nodes of one walk, so each event is read once per query."""
     out = []
     for eid in _event_ids(r, key, o):
-        rec = _get(r, K.event(eid))
-        if rec is not None:
-            out.append((rec["seq"], eid, rec))
+        if eid not in cache:
+            rec = _get(r, K.event(eid))
+            s = None if rec is None else event_summary(r, eid, rec)
+            cache[eid] = None if rec is None or s is None else (rec["seq"], s)
+        hit = cache[eid]
+        if hit is not None:
+            out.append(hit)
     out.sort(key=lambda x: x[0])
-    return out
+    return [s for _, s in out]
 
 
 def _object_event_seqs(r: Reader, key: str) -> list[tuple[int, str]]:
@@ -233,6 +238,7 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
           with_events: bool) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, Any]] = []
+    seen_events: dict[str, tuple[int, dict[str, Any]] | None] = {}
     frontier = [root]
     depth = {root: 0}
     while frontier:
@@ -246,8 +252,7 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
                              "owner": None if o["c"] else o["own"],
                              "commissionedBy": o["by"], "passport": o.get("pp")})
                 if with_events:
-                    node["events"] = [event_summary(r, x, rec) for _, x, rec in
-                                      _object_event_records(r, key, o)]
+                    node["events"] = _cached_events(r, key, o, seen_events)
                 node["attestations"] = attestations_of(r, key) if o.get("att") else []
             nodes[key] = node
             if depth[key] >= max_depth:
