@@ -55,6 +55,18 @@ class NodeClient:
             raise NodeError(f"the node answered {r.status_code}: {reason}", code=str(code))
         return doc
 
+    def request_raw(self, method: str, path: str, **kw: Any) -> bytes:
+        """Like `request`, for answers in bytes (e.g. canonical msgpack)."""
+        try:
+            r = self._http.request(method, f"{self.url}{path}", **kw)
+        except httpx.HTTPError as exc:
+            raise NodeError(f"cannot reach the node at {self.url}: {exc}",
+                            code="unreachable") from exc
+        if r.status_code >= 400:
+            raise NodeError(f"the node answered {r.status_code}: {r.text[:200]}",
+                            code="http_error")
+        return r.content
+
     def status(self) -> dict[str, Any]:
         doc: dict[str, Any] = self.request("GET", "/v1/status")
         return doc

@@ -15,7 +15,7 @@ from ledger import Genesis, Home, Store
 from ledger._app import Application
 from ledger._chain import default_application
 from ledger._export import ExportReader, export_chain
-from ledger._replay import ReplayError, ReplayReport, replay_export, replay_store
+from ledger._replay import ReplayError, ReplayReport, replay_export, replay_records, replay_store
 from ledger.errors import PartledgerError, StoreError
 
 
@@ -56,30 +56,36 @@ def audit() -> None:
               help="node home whose store to replay (the node must be stopped)")
 @click.option("--chain", "chain_file", type=click.Path(dir_okay=False, path_type=Path),
               help="export file to replay (from `audit export`)")
+@click.option("--node", "node_url", default=None,
+              help="API URL of a running node to fetch the blocks from (trusting only --genesis)")
 @click.option("--genesis", "genesis_path", type=click.Path(dir_okay=False, path_type=Path),
               help="the genesis file you trust (default with --home: HOME/genesis.json)")
 @click.option("--json", "json_mode", is_flag=True, help="print one JSON document")
-def replay(home: Path | None, chain_file: Path | None, genesis_path: Path | None,
-           json_mode: bool) -> None:
+def replay(home: Path | None, chain_file: Path | None, node_url: str | None,
+           genesis_path: Path | None, json_mode: bool) -> None:
     """re-verify every block from genesis: links, tx roots, signatures, seals, state roots.
 
     Exit code 0 when the whole chain verifies; 1 at the first problem, naming its height, the
     transaction if any, and the reason.
 
-    example: partledger audit replay --chain chain.plx --genesis genesis.json --json
+    \b
+    example:
+      partledger audit replay --chain chain.plx --genesis genesis.json --json
+      partledger audit replay --node http://127.0.0.1:8701 --genesis genesis.json
     """
-    if (home is None) == (chain_file is None):
-        fail("give exactly one of --home DIR or --chain FILE", code=EXIT_USAGE,
+    if sum(x is not None for x in (home, chain_file, node_url)) != 1:
+        fail("give exactly one of --home DIR, --chain FILE or --node URL", code=EXIT_USAGE,
              json_mode=json_mode)
     if genesis_path is None:
         if home is None:
-            fail("--genesis FILE is required with --chain", code=EXIT_USAGE, json_mode=json_mode)
+            fail("--genesis FILE is required with --chain and --node: it is the only thing an "
+                 "audit trusts", code=EXIT_USAGE, json_mode=json_mode)
         genesis_path = Home.at(home).genesis_path
     genesis = Genesis.load(genesis_path)
     app = load_application()
     show = sys.stderr.isatty() and not json_mode
     try:
-        report = _replay(home, chain_file, genesis, app, show)
+        report = _replay(home, chain_file, node_url, genesis, app, show)
     except ReplayError as exc:
         _report_failure(exc, json_mode)
     except PartledgerError as exc:
@@ -89,8 +95,38 @@ def replay(home: Path | None, chain_file: Path | None, genesis_path: Path | None
         f"{d['height']} in {d['seconds']:.2f}s"))
 
 
-def _replay(home: Path | None, chain_file: Path | None, genesis: Genesis, app: Application,
-            show: bool) -> ReplayReport:
+def _node_records(url: str, tip: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """Every block with its seal from a running node, fetched in pages; nothing it sends is
+    trusted (replay verifies each record as if it came from a file)."""
+    from cli._client import NodeClient
+    from ledger import decode
+
+    with NodeClient(url, timeout_s=120) as client:
+        h = 1
+        while h <= tip:
+            r = client.request_raw("GET", "/v1/chain/records", params={"from": h, "limit": 500})
+            page = decode(r)
+            if not isinstance(page, list) or not page:
+                raise ReplayError(f"the node sent no block at height {h}", height=h,
+                                  code="node_missing_block")
+            for rec in page:
+                if not (isinstance(rec, list) and len(rec) == 3 and isinstance(rec[0], int)
+                        and isinstance(rec[1], bytes) and isinstance(rec[2], bytes)):
+                    raise ReplayError(f"the node sent a malformed record near height {h}",
+                                      height=h, code="node_malformed")
+                yield rec[0], rec[1], rec[2]
+                h = rec[0] + 1
+
+
+def _replay(home: Path | None, chain_file: Path | None, node_url: str | None, genesis: Genesis,
+            app: Application, show: bool) -> ReplayReport:
+    if node_url is not None:
+        from cli._client import NodeClient
+
+        with NodeClient(node_url) as client:
+            tip = int(client.status()["height"])
+        with _progress(tip, show) as cb:
+            return replay_records(_node_records(node_url, tip), genesis, app, progress=cb)
     if home is not None:
         try:
             store = Store.open(Home.at(home).ledger_dir, read_only=True, paranoid=True)
