@@ -16,7 +16,9 @@ Records (the state proper)::
     pp/<passportId>           passport (current version);  ph/<passportId>\\0<ver:4> history
     at/<certId>               attestation;  qn/<noticeId> quality notice
 
-Genealogy and lookup indexes (written in the same block write set; `index=False` skips them)::
+Genealogy and lookup indexes (written in the same block write set; `index=False` skips them).
+The adjacency of a node lives in its `obj/` record (`g`, `x`: see `_app.py`) while short; the
+entries beyond the bound, and the relations below that are not per-object, are keys::
 
     gu/<node>\\0df\\0<eventID>  derived-from: the inputs of that transformation [keys]
     gu/<node>\\0cp|co\\0<other>  has-component / contains: [[from, to, ev, endEv]...]
@@ -25,7 +27,7 @@ Genealogy and lookup indexes (written in the same block write set; `index=False`
     gp/<passport>\\0su|pr\\0<p>   passport successor-of / predecessor-of
     ga/<subject>\\0at\\0<certId>  attestations of a subject
     gq/<idkey>\\0qn\\0<noticeId>  quality notices naming an object
-    xe/<idkey>\\0<seq:8>        other events naming an object (those not named by its edges)
+    xe/<idkey>\\0<seq:8>        other events naming an object (not named by its edges), spilled
 """
 
 from __future__ import annotations
