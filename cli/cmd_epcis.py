@@ -70,12 +70,70 @@ def check(file: Path, json_mode: bool) -> None:
         raise SystemExit(EXIT_FAILURE)
 
 
-def _need_home(home: Path | None, node_url: str | None, what: str, json_mode: bool) -> Path:
-    if home is None:
-        fail(f"epcis {what} works on a node home: give --home DIR (of a stopped node or a "
-             "copy); a running node's API does not offer it yet", code=EXIT_USAGE,
-             json_mode=json_mode)
-    return home
+def _import_through_node(file: Path, doc: Any, report: Any, key_file: Path,
+                         node_url: str | None, batch: int, json_mode: bool) -> None:
+    """Sign each event that passes `epcis check` as a transaction of the member, submit them
+    through a running node, wait until each is committed or rejected, and report both."""
+    import sys
+
+    from rich.progress import Progress
+
+    from cli._client import NodeClient
+    from cli.cmd_remote import resolve_node
+    from ledger._keyfile import read_key_file
+    from ledger.provenance._epcis import event_list, event_to_tx
+
+    if report.document_errors:
+        fail(f"{file} is not an EPCIS document ({report.document_errors[0]['message']}); "
+             "nothing was imported", json_mode=json_mode, data={"check": report.to_json()})
+    key = read_key_file(key_file)
+    events = event_list(doc)
+    checked = {ev.index: ev for ev in report.events}
+    results: list[dict[str, Any]] = []
+    passing: list[tuple[int, tuple[str, dict[str, Any]]]] = []
+    for i, e in enumerate(events):
+        ev = checked.get(i)
+        if ev is not None and not ev.ok:
+            err = ev.errors[0] if ev.errors else {"code": "invalid", "message": "invalid"}
+            results.append({"index": i, "status": "rejected", "code": err["code"],
+                            "reason": err["message"], "tx_id": None})
+        else:
+            passing.append((i, event_to_tx(e)))
+    url = resolve_node(node_url, json_mode)
+    show = sys.stderr.isatty() and not json_mode
+    with NodeClient(url) as client, Progress(disable=not show, transient=True,
+                                             console=_stderr_console()) as progress:
+        task = progress.add_task(f"importing {len(passing)} events", total=len(passing))
+        for start in range(0, len(passing), batch):
+            chunk = passing[start:start + batch]
+            txs = client.sign(key, [spec for _, spec in chunk])
+            for (i, _), tx, st in zip(chunk, txs, client.submit_and_wait(txs, timeout_s=120),
+                                      strict=True):
+                results.append({"index": i, "status": st["status"], "tx_id": tx.tx_id.hex(),
+                                "height": st.get("height"), "code": st.get("code"),
+                                "reason": st.get("reason")})
+            progress.advance(task, len(chunk))
+    results.sort(key=lambda r: r["index"])
+    committed = sum(1 for r in results if r["status"] == "committed")
+    d = {"ok": committed == len(results), "file": str(file), "node": url,
+         "events": len(results), "committed": committed,
+         "rejected": len(results) - committed, "results": results}
+
+    def render(d: dict[str, Any]) -> None:
+        for r in d["results"]:
+            if r["status"] != "committed":
+                click.echo(f"event {r['index']}: {r['status']}: {r['reason']} [{r['code']}]")
+        click.echo(f"{d['file']}: {d['committed']} of {d['events']} events committed, "
+                   f"{d['rejected']} rejected")
+    emit(d, json_mode, render)
+    if not d["ok"]:
+        raise SystemExit(EXIT_FAILURE)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _validator_keys(home: Path, genesis: Any) -> list[Any]:
@@ -128,9 +186,11 @@ def import_(file: Path, key_file: Path, home: Path | None, node_url: str | None,
     from ledger.provenance import _keys
     from ledger.provenance._epcis import check_document, event_list, event_to_tx
 
-    home = _need_home(home, node_url, "import", json_mode)
     doc = _read(file, json_mode)
-    report = check_document(doc)
+    report = check_document(doc, stateful=home is not None)
+    if home is None:
+        _import_through_node(file, doc, report, key_file, node_url, batch, json_mode)
+        return
     if not report.ok:
         first = next((e for e in report.events if not e.ok), None)
         why = (f"event {first.index}: {first.errors[0]['message']}" if first and first.errors
@@ -187,9 +247,15 @@ def export(home: Path | None, node_url: str | None, out: Path, json_mode: bool) 
     """
     from ledger.provenance._epcis import check_document, export_document
 
-    home = _need_home(home, node_url, "export", json_mode)
-    with open_reader(home) as r:
-        doc = export_document(r, creation_ms=int(time.time() * 1000))
+    if home is not None:
+        with open_reader(home) as r:
+            doc = export_document(r, creation_ms=int(time.time() * 1000))
+    else:
+        from cli.cmd_remote import resolve_node
+        from cli.node._remote import RemoteReader
+
+        with RemoteReader(resolve_node(node_url, json_mode)) as rr:
+            doc = export_document(rr, creation_ms=int(time.time() * 1000))
     report = check_document(doc, stateful=False)
     if not report.ok:  # pragma: no cover - a bug: our export must validate
         fail("the exported document does not validate against the EPCIS schema: "
