@@ -235,7 +235,9 @@ def _neighbours(r: Reader, group: bytes, key: str, o: Any) -> list[tuple[str, st
 
 
 def _walk(r: Reader, root: str, group: bytes, max_depth: int,
-          with_events: bool) -> dict[str, Any]:
+          with_events: bool, current_only: bool = False) -> dict[str, Any]:
+    """Breadth-first walk of one direction of the genealogy from `root`. `current_only` skips
+    containment and assembly edges whose last interval is closed (the part was removed)."""
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, Any]] = []
     seen_events: dict[str, tuple[int, dict[str, Any]] | None] = {}
@@ -258,6 +260,8 @@ def _walk(r: Reader, root: str, group: bytes, max_depth: int,
             if depth[key] >= max_depth:
                 continue
             for name, other, val in _neighbours(r, group, key, o):
+                if current_only and not isinstance(val, str) and val and val[-1][1] is not None:
+                    continue
                 e: dict[str, Any] = {"from": key, "to": other, "rel": name}
                 if isinstance(val, str):
                     e["event"] = val
@@ -305,13 +309,14 @@ def trace_forward(r: Reader, ident: str, *, max_depth: int = 64,
 
 def recall(r: Reader, idents: Iterable[str]) -> dict[str, Any]:
     """Recall scope: every item downstream of `idents`, its last possessing party, owner and
-    open business transactions; the end items (not inside anything else) separately."""
+    open business transactions; the end items (not inside anything else) separately.
+    Products a part was removed from are not affected by it (the part went on without them)."""
     affected: dict[str, dict[str, Any]] = {}
     roots = []
     for ident in idents:
         key, _ = _require_obj(r, ident)
         roots.append(_label(r, key))
-        tr = _walk(r, key, K.DOWN, 64, False)
+        tr = _walk(r, key, K.DOWN, 64, False, current_only=True)
         for n in tr["nodes"]:
             if n["key"] == key or n["key"] in affected:
                 continue

@@ -216,3 +216,16 @@ def test_import_into_dev_chain(ebike: dict[str, Any], tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["epcis", "import", str(doc), "--key", str(key), "--home",
                                    str(home), "--json"])
     assert res.exit_code == 1
+
+
+def test_recall_follows_a_part_after_disassembly(ebike: dict[str, Any], reader: Any) -> None:
+    x = S.ids()
+    # the pack of e-bike 1 was removed at end of life: recalling its cell lot A does not name
+    # the decommissioned bike, but still names bikes 2 (pack 2 has cells of A)
+    d = Q.recall(reader, [x.cell_lots[0]])
+    ends = {i["id"] for i in d["endItems"]}
+    assert ebike["ebikes"][0] not in ends
+    assert x.packs[0] in ends and ebike["ebikes"][1] in ends
+    # the frame remelted into the recycled lot carries on into the new frame
+    d = Q.recall(reader, [x.frames[0]])
+    assert {i["id"] for i in d["endItems"]} == {x.new_frame}
