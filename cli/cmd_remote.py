@@ -126,50 +126,56 @@ def tx() -> None:
 
 
 @tx.command("submit")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", "key_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="organisation key file")
-@click.option("--kind", required=True, help="transaction kind, e.g. ObjectEvent")
-@click.option("--body", "body_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON file with the transaction body ('-' for stdin)")
-@click.option("--nonce", type=int, default=None,
-              help="nonce to use (default: the node's next nonce for this signer)")
+@click.option("--kind", default=None,
+              help="transaction kind; then FILE is just the body (e.g. --kind ObjectEvent)")
 @click.option("--wait/--no-wait", default=True, show_default=True,
-              help="wait until the transaction is committed or rejected")
+              help="wait until every transaction is committed or rejected")
 @node_option
 @json_option
-def tx_submit(key_path: Path, kind: str, body_path: Path, nonce: int | None, wait: bool,
-              node_url: str | None, json_mode: bool) -> None:
-    """sign a transaction with KEY and submit it.
+def tx_submit(file: Path, key_path: Path, kind: str | None, wait: bool, node_url: str | None,
+              json_mode: bool) -> None:
+    """sign the transaction(s) in FILE with KEY and submit them through a node.
+
+    FILE ('-' for stdin) holds {"kind": ..., "body": {...}} or a list of them (a batch, signed
+    with consecutive nonces), or only a body when --kind is given. Exit code 1 if any is
+    rejected.
 
     \b
     example:
-      partledger tx submit --key org.key --kind ObjectEvent --body ev.json --json
+      partledger tx submit batch.json --key org.key --json
+      partledger tx submit event.json --kind ObjectEvent --key org.key
     """
-    from ledger import Transaction, read_key_file
-
-    url = resolve_node(node_url, json_mode)
-    key = read_key_file(key_path)
     import sys
 
-    raw = sys.stdin.read() if str(body_path) == "-" else body_path.read_text(encoding="utf-8")
+    from cli._client import NodeClient
+    from ledger import read_key_file
+
+    raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     try:
-        body = json.loads(raw)
+        doc = json.loads(raw)
     except ValueError:
-        fail(f"{body_path} is not JSON", code=EXIT_USAGE, json_mode=json_mode)
-    if not isinstance(body, dict):
-        fail("the body must be a JSON object", code=EXIT_USAGE, json_mode=json_mode)
-    st = call("GET", f"{url}/v1/status", json_mode)
-    chain = bytes.fromhex(st["chain_id"])
-    if nonce is None:
-        nonce = call("GET", f"{url}/v1/nonce/{key.public.hex()}", json_mode)["next_nonce"]
-    t = Transaction.create(key, chain=chain, kind=kind, body=body, nonce=nonce)
-    doc = call("POST", f"{url}/v1/txs", json_mode, json={"tx": t.encode().hex()})
-    if wait and doc.get("accepted"):
-        doc = call("GET", f"{url}/v1/txs/{t.tx_id.hex()}", json_mode,
-                   params={"wait_ms": 60000}, timeout=70)
-    failed = doc.get("status") == "rejected" or doc.get("accepted") is False
-    emit(doc, json_mode, _render_tx)
+        fail(f"{file} is not JSON", code=EXIT_USAGE, json_mode=json_mode)
+    items = [{"kind": kind, "body": doc}] if kind is not None else (
+        doc if isinstance(doc, list) else [doc])
+    for i, it in enumerate(items):
+        if not (isinstance(it, dict) and isinstance(it.get("kind"), str)
+                and isinstance(it.get("body"), dict)):
+            fail(f"item {i} of {file} must be {{\"kind\": str, \"body\": object}}",
+                 code=EXIT_USAGE, json_mode=json_mode)
+    key = read_key_file(key_path)
+    with NodeClient(resolve_node(node_url, json_mode)) as client:
+        txs = client.sign(key, [(it["kind"], it["body"]) for it in items])
+        results = client.submit_and_wait(txs) if wait else client.submit(txs)
+    failed = any(r["status"] == "rejected" for r in results)
+    out: dict[str, Any] = results[0] if len(results) == 1 else {
+        "ok": not failed, "results": results}
+    def render(d: dict[str, Any]) -> None:
+        for r in d.get("results", [d]):
+            _render_tx(r)
+    emit(out, json_mode, render)
     if failed:
         raise SystemExit(EXIT_FAILURE)
 

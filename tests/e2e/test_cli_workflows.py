@@ -114,3 +114,32 @@ def test_audit_replay_of_a_live_node_trusts_only_the_genesis(
     wrong = cli("audit", "replay", "--node", net["nodes"][1]["api"], "--genesis", str(other),
                 "--json", env=env)
     assert wrong.returncode == 1 and json.loads(wrong.stdout)["ok"] is False
+
+
+def _commissioning(serial: str) -> dict[str, Any]:
+    return {"type": "ObjectEvent", "eventTime": "2026-01-05T10:00:00.000Z",
+            "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "commissioning",
+            "disposition": "active", "epcList": [f"urn:epc:id:sgtin:0614141.107346.{serial}"],
+            "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"}}
+
+
+def test_tx_submit_batch_file(devnet: tuple[dict[str, Any], dict[str, str]],
+                              tmp_path: Path) -> None:
+    net, env = devnet
+    n3 = net["nodes"][3]
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([{"kind": "ObjectEvent", "body": _commissioning("T1")},
+                                 {"kind": "ObjectEvent", "body": _commissioning("T2")}]))
+    doc = ok_json(cli("tx", "submit", str(batch), "--key", n3["org_key"], "--node", n3["api"],
+                      "--json", env=env))
+    assert doc["ok"] and [r["status"] for r in doc["results"]] == ["committed", "committed"]
+    shown = ok_json(cli("tx", "show", doc["results"][1]["tx_id"], "--node",
+                        net["nodes"][0]["api"], "--json", env=env))
+    assert shown["status"] == "committed"
+    # commissioning T1 again is refused by the state machine, with its reason, exit 1
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(_commissioning("T1")))
+    again = cli("tx", "submit", str(single), "--kind", "ObjectEvent", "--key", n3["org_key"],
+                "--node", n3["api"], "--json", env=env)
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["status"] == "rejected"
