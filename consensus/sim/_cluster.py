@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from consensus._core import Config, Core
+from consensus._core import Config, Core, highest_prepared
 from consensus._events import (
     Action,
     BlockCommittedBySync,
@@ -439,6 +439,11 @@ class Cluster:
                 continue
             m = decode_message(a.msg)
             alt: bytes | None = None
+            if isinstance(m, Proposal) and m.round > 0 and "cherry_pick" in beh:
+                picked = self._cherry_pick(inst, m)
+                if picked is not None:
+                    a = Broadcast(msg=picked)
+                    m = decode_message(picked)
             if isinstance(m, Proposal) and "equivocate_proposal" in beh and rng.random() < 0.7:
                 self.nonce += 1
                 block = make_block(m.height, m.round, inst.key.public, self.nonce)
@@ -465,6 +470,31 @@ class Cluster:
             if "garbage" in beh and rng.random() < 0.2:
                 out.append(_To(index=rng.choice(others), msg=self._garbage(a.msg)))
         return out
+
+    def _cherry_pick(self, inst: Instance, m: Proposal) -> bytes | None:
+        """Re-justify our proposal with the quorum of ROUND-CHANGEs with the lowest prepared
+        rounds, proposing a fresh block when that quorum shows nothing prepared."""
+        assert inst.core is not None
+        received = list(inst.core._rcs.get(m.round, {}).values())  # the sim may peek
+        q = self.config.quorum
+        if len(received) < q:
+            return None
+        received.sort(key=lambda rc: (-1 if rc.prepared_round is None else rc.prepared_round,
+                                      rc.sender))
+        subset = received[:q]
+        best = highest_prepared(subset)
+        if best is None:
+            self.nonce += 1
+            block = make_block(m.height, m.round, inst.key.public, self.nonce)
+            self.checker.block_created(sha256(block), inst.index)
+            prepares: tuple[Prepare, ...] = ()
+        else:
+            top = next(rc for rc in subset if rc.prepared_round == best[0])
+            assert top.prepared_block is not None
+            block, prepares = top.prepared_block, top.prepares
+        return Proposal.sign(inst.key, chain=m.chain, height=m.height, round_=m.round,
+                             block_hash=sha256(block), block=block, round_changes=subset,
+                             prepares=prepares).encode()
 
     def _garbage(self, msg: bytes) -> bytes:
         rng = self.rng

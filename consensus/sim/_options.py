@@ -7,12 +7,15 @@ combinations are explored instead of one average mix.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 PARTITION_MODES = ("none", "uniform", "isolate_single", "asymmetric", "twins_split")
 BEHAVIOURS = ("silent", "equivocate_proposal", "double_vote", "twins", "invalid_block",
               "garbage")
+# drawn after every other option, so that adding one leaves the runs of older seeds unchanged
+LATE_BEHAVIOURS = ("cherry_pick",)
+ALL_BEHAVIOURS = BEHAVIOURS + LATE_BEHAVIOURS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +75,7 @@ def swarm(seed: int, *, nodes: int, byzantine: int, heights: int) -> Options:
                  else PARTITION_MODES[:-1])
     base = rng.choice((50, 100, 200, 500))
     delay_mean = rng.choice((1, 5, 20, 50, 150))
-    return Options(
+    options = Options(
         seed=seed, nodes=nodes, byzantine=byz, behaviours=tuple(behaviours),
         heights=heights,
         safety_ms=rng.randint(2_000, 30_000),
@@ -93,3 +96,9 @@ def swarm(seed: int, *, nodes: int, byzantine: int, heights: int) -> Options:
         crash_mid_step=rng.random() < 0.5,
         app_delay_max_ms=rng.choice((0, 2, 30)),
     )
+    # cherry_pick: as proposer after a round change, justify with the quorum of ROUND-CHANGEs
+    # that hides the highest prepared value it can (quorum intersection must defeat this)
+    late = [rng.random() < 0.4 for _ in byz]
+    return replace(options, behaviours=tuple(
+        (*b, "cherry_pick") if pick and b != ("silent",) else b
+        for b, pick in zip(options.behaviours, late, strict=True)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from consensus.sim import RunResult, run_seed, swarm
-from consensus.sim._options import BEHAVIOURS, PARTITION_MODES
+from consensus.sim._options import ALL_BEHAVIOURS, PARTITION_MODES
 
 # (nodes, byzantine, seeds, first seed): 520 seeds in all
 MATRIX = [(1, 0, 60, 0), (4, 0, 60, 0), (4, 1, 220, 10_000), (7, 2, 140, 20_000),
@@ -64,7 +64,7 @@ def test_swarm_matrix_covers_every_fault_kind() -> None:
             knobs["clogging"] += o.clogging
             knobs["crash_mid_step"] += o.crash_mid_step and o.crash_mean_ms > 0
             knobs["crash"] += o.crash_mean_ms > 0
-    assert behaviours == set(BEHAVIOURS)
+    assert behaviours == set(ALL_BEHAVIOURS)
     assert modes == set(PARTITION_MODES)
     assert all(v >= 20 for v in knobs.values()), knobs
 
