@@ -85,3 +85,19 @@ def test_swarm_same_seed_same_trace() -> None:
         assert a.digest == b.digest and a.events == b.events and a.violations == b.violations
         c = run_seed(seed + 1, nodes=nodes, byzantine=byzantine, heights=HEIGHTS)
         assert c.digest != a.digest
+
+
+def test_swarm_same_seed_same_trace_in_another_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from consensus.sim import run_seed; "
+            "print(run_seed(5, nodes=4, byzantine=1, heights=4).digest)")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, timeout=300)
+        digests.add(out.stdout.strip())
+    assert digests == {run_seed(5, nodes=4, byzantine=1, heights=4).digest}
