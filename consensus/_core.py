@@ -331,6 +331,10 @@ class Core:
     def _verify(self, msg: Vote) -> bool:
         """The message's signature and every signature it carries (one batch)."""
         items: list[Vote] = [msg]
+        n = self.config.n
+        if (isinstance(msg, Proposal) and len(msg.round_changes) > n) or (
+                isinstance(msg, Proposal | RoundChange) and len(msg.prepares) > n):
+            return False  # certificates never need more than one entry per validator
         if isinstance(msg, Proposal):
             items.extend(msg.round_changes)
             items.extend(msg.prepares)
