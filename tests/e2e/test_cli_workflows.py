@@ -143,3 +143,52 @@ def test_tx_submit_batch_file(devnet: tuple[dict[str, Any], dict[str, str]],
                 "--node", n3["api"], "--json", env=env)
     assert again.returncode == 1
     assert json.loads(again.stdout)["status"] == "rejected"
+
+
+def test_member_helpers_passport_custody_notice_attest(
+        devnet: tuple[dict[str, Any], dict[str, str]], tmp_path: Path) -> None:
+    net, env = devnet
+    maker, receiver = net["nodes"][0], net["nodes"][1]
+    item = "urn:epc:id:sgtin:0614141.107346.HELPER1"
+    ev = tmp_path / "ev.json"
+    ev.write_text(json.dumps({**_commissioning("HELPER1")}))
+    ok_json(cli("tx", "submit", str(ev), "--kind", "ObjectEvent", "--key", maker["org_key"],
+                "--node", maker["api"], "--json", env=env))
+    pp = tmp_path / "pp.json"
+    pp.write_text(json.dumps({
+        "passportId": "pp-helper-1", "subject": item, "level": "item", "profile": "espr-test",
+        "attributes": [{"path": "manufacturer", "tier": "public", "value": maker["name"]},
+                       {"path": "dismantling.torque", "tier": "legit_interest",
+                        "value": "12 Nm", "entitled": [receiver["name"]]}]}))
+    issued = ok_json(cli("passport", "issue", str(pp), "--key", maker["org_key"], "--node",
+                         maker["api"], "--json", env=env))
+    assert issued["status"] == "committed"
+    public = ok_json(cli("passport", "show", item, "--node", receiver["api"], "--json", env=env))
+    restricted = next(a for a in public["attributes"] if a["path"] == "dismantling.torque")
+    assert "value" not in restricted and len(restricted["commitment"]) == 64
+    entitled = ok_json(cli("passport", "show", item, "--node", receiver["api"], "--as",
+                           receiver["name"], "--key", receiver["org_key"], "--json", env=env))
+    opened = next(a for a in entitled["attributes"] if a["path"] == "dismantling.torque")
+    assert opened["value"] == "12 Nm" and opened["verified"] is True
+
+    prop = ok_json(cli("custody", "propose", item, "--to", receiver["name"], "--role", "both",
+                       "--id", "ho-helper-1", "--key", maker["org_key"], "--node", maker["api"],
+                       "--json", env=env))
+    assert prop["status"] == "committed"
+    # only the receiver may accept
+    wrong = cli("custody", "accept", "ho-helper-1", "--key", net["nodes"][2]["org_key"],
+                "--node", maker["api"], "--json", env=env)
+    assert wrong.returncode == 1
+    ok_json(cli("custody", "accept", "ho-helper-1", "--key", receiver["org_key"], "--node",
+                receiver["api"], "--json", env=env))
+    part = ok_json(cli("part", "show", item, "--node", maker["api"], "--json", env=env))
+    assert receiver["name"] in json.dumps(part)
+
+    recall = ok_json(cli("notice", "recall", item, "--key", maker["org_key"], "--node",
+                         maker["api"], "--json", env=env))
+    assert recall["status"] == "committed"
+    # a member without the certifier role cannot attest
+    att = cli("attest", item, "--standard", "ISO 9001", "--valid-from", "2026-01-01T00:00:00Z",
+              "--valid-to", "2027-01-01T00:00:00Z", "--key", maker["org_key"], "--node",
+              maker["api"], "--json", env=env)
+    assert att.returncode == 1 and json.loads(att.stdout)["status"] == "rejected"
