@@ -14,6 +14,19 @@ from ledger import Seal, decode, encode
 from ledger.errors import DecodeError
 
 # -- inputs -------------------------------------------------------------------------------------
+# Inputs come from the local node, not from peers: a malformed one is a caller bug and raises
+# ValueError at construction (h11's events validate themselves), before the core sees it.
+
+
+def _check_hr(height: int, round_: int) -> None:
+    if (not isinstance(height, int) or isinstance(height, bool) or height < 1
+            or not isinstance(round_, int) or isinstance(round_, bool) or round_ < 0):
+        raise ValueError(f"height must be >= 1 and round >= 0, got {height!r}, {round_!r}")
+
+
+def _check_hash(block_hash: bytes) -> None:
+    if not isinstance(block_hash, bytes) or len(block_hash) != 32:
+        raise ValueError("block_hash must be 32 bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +48,9 @@ class TimeoutFired:
     height: int
     round: int
 
+    def __post_init__(self) -> None:
+        _check_hr(self.height, self.round)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProposalValueReady:
@@ -44,6 +60,12 @@ class ProposalValueReady:
     round: int
     block_hash: bytes
     block_bytes: bytes
+
+    def __post_init__(self) -> None:
+        _check_hr(self.height, self.round)
+        _check_hash(self.block_hash)
+        if not isinstance(self.block_bytes, bytes):
+            raise ValueError("block_bytes must be bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +77,12 @@ class ProposalValidated:
     block_hash: bytes
     ok: bool
 
+    def __post_init__(self) -> None:
+        _check_hr(self.height, self.round)
+        _check_hash(self.block_hash)
+        if not isinstance(self.ok, bool):
+            raise ValueError("ok must be a bool")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BlockCommittedBySync:
@@ -63,6 +91,12 @@ class BlockCommittedBySync:
     height: int
     block_hash: bytes
     seal: Seal
+
+    def __post_init__(self) -> None:
+        _check_hr(self.height, 0)
+        _check_hash(self.block_hash)
+        if not isinstance(self.seal, Seal):
+            raise ValueError("seal must be a ledger.Seal")
 
 
 Input = (Start | MessageReceived | TimeoutFired | ProposalValueReady | ProposalValidated

@@ -468,3 +468,25 @@ def test_Core_restored_with_recent_seals_still_answers_laggards() -> None:
     assert len(sends) == 1 and sends[0].to == k[2].public
     decided = decode_message(sends[0].msg)
     assert isinstance(decided, Decided) and decided.seal == seal
+
+
+def test_inputs_validate_themselves() -> None:
+    with pytest.raises(ValueError):
+        TimeoutFired(height=0, round=0)
+    with pytest.raises(ValueError):
+        ProposalValidated(height=1, round=-1, block_hash=bytes(32), ok=True)
+    with pytest.raises(ValueError):
+        ProposalValueReady(height=1, round=0, block_hash=b"short", block_bytes=b"")
+    # peer bytes are never refused at construction: the core counts them as malformed
+    assert Core(config(4), keys(4)[0]).step(MessageReceived(msg="text")) == []  # type: ignore[arg-type]
+
+
+def test_Core_bad_local_value_raises_and_changes_nothing() -> None:
+    core = started(4, 1)
+    before = core.persisted_state()
+    with pytest.raises(ValueError):
+        core.step(ProposalValueReady(height=1, round=0, block_hash=sha256(b"x"),
+                                     block_bytes=b"y"))
+    assert core.persisted_state() == before and core.statistics().accepted == 0
+    with pytest.raises(TypeError):
+        core.step("start")  # type: ignore[arg-type]
