@@ -120,6 +120,8 @@ def _render_trace(d: dict[str, Any]) -> None:
     c.print(tree)
     if d["direction"] == "back":
         c.print(f"raw materials: {', '.join(d['rawMaterials']) or '(none)'}")
+        if d.get("partsWithoutOrigin"):
+            c.print(f"parts with no recorded origin: {', '.join(d['partsWithoutOrigin'])}")
     else:
         c.print("end items: " + (", ".join(f"{i['id']} ({', '.join(i['holders'] or [])})"
                                           for i in d["endItems"]) or "(none)"))

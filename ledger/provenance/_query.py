@@ -291,7 +291,9 @@ def trace_back(r: Reader, ident: str, *, max_depth: int = 64,
     key, _ = _require_obj(r, ident)
     out = _walk(r, key, K.UP, max_depth, with_events)
     out["direction"] = "back"
-    out["rawMaterials"] = [n["id"] for n in out["nodes"] if n["leaf"] and n["key"] != key]
+    leaves = [n for n in out["nodes"] if n["leaf"] and n["key"] != key]
+    out["rawMaterials"] = [n["id"] for n in leaves if n.get("level") != "instance"]
+    out["partsWithoutOrigin"] = [n["id"] for n in leaves if n.get("level") == "instance"]
     return out
 
 
