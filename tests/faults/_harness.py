@@ -92,12 +92,14 @@ class Load:
     batch lost with a killed node's mempool is simply re-signed), and polls commit statuses."""
 
     def __init__(self, net: Devnet, targets: Callable[[], list[DevnetNode]], *,
-                 seed: int, batch: int = 10, pause_s: float = 0.05) -> None:
+                 seed: int, batch: int = 10, pause_s: float = 0.05,
+                 headers: dict[str, str] | None = None) -> None:
         self.chain = net.chain_id
         self.keys: list[SigningKey] = [read_key_file(n.org_key) for n in net.validators]
         self.targets = targets
         self.rng = random.Random(seed)
         self.batch, self.pause_s = batch, pause_s
+        self.headers = headers or {}
         self.submitted: dict[str, Transaction] = {}
         self.reported: dict[str, tuple[str, int]] = {}  # tx id -> (node name, height)
         self.errors = 0
@@ -125,7 +127,7 @@ class Load:
 
     def _run(self) -> None:
         last_poll = time.monotonic()
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=5, headers=self.headers) as client:
             i = 0
             while not self._stop.is_set():
                 try:
