@@ -40,7 +40,7 @@ class NodeSection:
     name: str = ""
     log_level: str = "info"
     log_format: str = "json"
-    libp2p_log_level: str = "error"
+    libp2p_log_level: str = "critical"
 
     @classmethod
     def default(cls) -> NodeSection:
