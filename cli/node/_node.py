@@ -35,6 +35,7 @@ from typing import Any
 
 import trio
 
+from cli.node._byzantine import Byzantine
 from cli.node._config import NodeConfig
 from cli.node._executor import Executor, state_next_nonce
 from cli.node._mempool import Admission, Mempool, Rejection
@@ -142,6 +143,7 @@ class Node:
         self._last_commit_mono = time.monotonic()
         self._stopping = trio.Event()
         self.metrics: Any = None  # cli.node._metrics.NodeMetrics, set by run()
+        self.byzantine = Byzantine.from_env(self)  # None unless in test mode (fault tests)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -317,6 +319,10 @@ class Node:
         if isinstance(action, ev.Persist):
             save_consensus_state(self.home.consensus_dir, action.state.encode())
         elif isinstance(action, ev.Broadcast):
+            if self.byzantine is not None:
+                self.byzantine.broadcast(CH_CONSENSUS, KIND_CORE, action.msg,
+                                         self.other_validators())
+                return
             host.broadcast(CH_CONSENSUS, KIND_CORE, action.msg, to=self.other_validators())
         elif isinstance(action, ev.Send):
             if action.to != self.node_key.public:
@@ -531,7 +537,10 @@ class Node:
     def _announce_tip(self) -> None:
         if self.host is None:
             return
-        payload = encode_value({"height": self.store.height})
+        height = self.store.height
+        if self.byzantine is not None:
+            height = self.byzantine.tip_height(height)
+        payload = encode_value({"height": height})
         self.host.broadcast(CH_CONSENSUS, KIND_TIP, payload)
 
     async def _announcer(self) -> None:
@@ -667,6 +676,8 @@ class Node:
             out.append([b, s])
             used += len(b) + len(s)
         await trio.lowlevel.checkpoint()
+        if self.byzantine is not None:
+            out = self.byzantine.sync_items(out)
         return encode_value(out)
 
 
