@@ -38,12 +38,17 @@ class NodeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kw: Any) -> Any:
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
-            r = self._http.request(method, f"{self.url}{path}", **kw)
+            return self._http.request(method, f"{self.url}{path}", **kw)
         except httpx.HTTPError as exc:
             raise NodeError(f"cannot reach the node at {self.url}: {exc}",
                             code="unreachable") from exc
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """A JSON answer; a 4xx/5xx becomes `NodeError` with the node's code and reason (a batch
+        submission whose every transaction was refused still returns its per-tx results)."""
+        r = self._send(method, path, **kw)
         try:
             doc = r.json()
         except ValueError:
@@ -57,11 +62,7 @@ class NodeClient:
 
     def request_raw(self, method: str, path: str, **kw: Any) -> bytes:
         """Like `request`, for answers in bytes (e.g. canonical msgpack)."""
-        try:
-            r = self._http.request(method, f"{self.url}{path}", **kw)
-        except httpx.HTTPError as exc:
-            raise NodeError(f"cannot reach the node at {self.url}: {exc}",
-                            code="unreachable") from exc
+        r = self._send(method, path, **kw)
         if r.status_code >= 400:
             raise NodeError(f"the node answered {r.status_code}: {r.text[:200]}",
                             code="http_error")
