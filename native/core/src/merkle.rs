@@ -22,13 +22,33 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
+/// Leaf hashes of raw leaf data into `out`, in parallel for large inputs.
+fn fill_leaf_hashes(leaves: &[&[u8]], out: &mut [Hash]) {
+    pool::fill_chunked(out, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
+        sha256::hash_many(first, chunk, |i| [&[0u8], leaves[i], &[]])
+    });
+}
+
 /// Leaf hashes of raw leaf data, in parallel for large inputs.
 pub fn leaf_hashes(leaves: &[&[u8]]) -> Vec<Hash> {
     let mut out = vec![[0u8; 32]; leaves.len()];
-    pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
-        sha256::hash_many(first, chunk, |i| [&[0u8], leaves[i], &[]])
-    });
+    fill_leaf_hashes(leaves, &mut out);
     out
+}
+
+/// Writes the level above `level` into `next` and returns its length. An unpaired last node
+/// moves up unchanged.
+fn next_level(level: &[Hash], next: &mut Vec<Hash>) -> usize {
+    let pairs = level.len() / 2;
+    next.clear();
+    next.resize(pairs, [0u8; 32]);
+    pool::fill_chunked(next, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
+        sha256::hash_many(first, chunk, |i| [&[1u8], &level[2 * i], &level[2 * i + 1]])
+    });
+    if level.len() % 2 == 1 {
+        next.push(level[level.len() - 1]);
+    }
+    next.len()
 }
 
 /// Root over already-computed leaf hashes.
@@ -36,23 +56,48 @@ pub fn root_from_leaf_hashes(mut level: Vec<Hash>) -> Hash {
     if level.is_empty() {
         return crate::sha256(b"");
     }
+    let mut next = Vec::with_capacity(level.len() / 2 + 1);
     while level.len() > 1 {
-        let pairs = level.len() / 2;
-        let mut next = vec![[0u8; 32]; pairs];
-        pool::fill_chunked(&mut next, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
-            sha256::hash_many(first, chunk, |i| [&[1u8], &level[2 * i], &level[2 * i + 1]])
-        });
-        if level.len() % 2 == 1 {
-            next.push(level[level.len() - 1]);
-        }
-        level = next;
+        next_level(&level, &mut next);
+        std::mem::swap(&mut level, &mut next);
     }
     level[0]
 }
 
+thread_local! {
+    /// Two level buffers kept between calls (up to `SCRATCH_KEEP_MAX` hashes), so that a large
+    /// tree does not pay for fresh, zeroed, page-faulting memory on every call.
+    static SCRATCH: std::cell::RefCell<(Vec<Hash>, Vec<Hash>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+const SCRATCH_KEEP_MAX: usize = 1 << 20;
+
 /// Root over raw leaf data.
 pub fn root(leaves: &[&[u8]]) -> Hash {
-    root_from_leaf_hashes(leaf_hashes(leaves))
+    if leaves.is_empty() {
+        return crate::sha256(b"");
+    }
+    SCRATCH.with(|cell| {
+        let Ok(mut bufs) = cell.try_borrow_mut() else {
+            return root_from_leaf_hashes(leaf_hashes(leaves)); // re-entered: no sharing
+        };
+        let (level, next) = &mut *bufs;
+        level.clear();
+        level.resize(leaves.len(), [0u8; 32]);
+        fill_leaf_hashes(leaves, level);
+        while level.len() > 1 {
+            next_level(level, next);
+            std::mem::swap(level, next);
+        }
+        let root = level[0];
+        for buf in [level, next] {
+            if buf.capacity() > SCRATCH_KEEP_MAX {
+                *buf = Vec::new();
+            }
+        }
+        root
+    })
 }
 
 /// The largest power of two smaller than `n` (n > 1): where RFC 9162 splits a tree.
