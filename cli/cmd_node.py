@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from cli._output import EXIT_USAGE, emit, fail
+from ledger.errors import PartledgerError
 
 
 @click.group()
@@ -137,5 +139,23 @@ def start(home: Path) -> None:
 
     try:
         trio.run(main)
+    except BaseExceptionGroup as group:
+        # A deliberate error in one of the node's tasks (the disk is full, the store refuses a
+        # write) ends the run with its one sentence, like any command's, not a task-group
+        # traceback. Anything else in the group is a bug and keeps its traceback.
+        mine, rest = group.split(PartledgerError)
+        if mine is None or rest is not None:
+            raise
+        first = _first_leaf(mine)
+        logging.getLogger("partledger.node").critical("node stopped: %s", first.message)
+        raise first from None
     finally:
         n.close()
+
+
+def _first_leaf(group: BaseExceptionGroup[PartledgerError]) -> PartledgerError:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_leaf(exc)
+        return exc
+    raise AssertionError("an empty exception group")  # pragma: no cover
