@@ -45,10 +45,10 @@ sim: venv
 	$(BIN)/partledger sim --nodes 4 --byzantine 1 --seeds $(SIM_SEEDS) --start $(SIM_START)
 
 soak: venv
-	$(BIN)/python -m pytest -q --run-slow tests/multiprocess
+	$(BIN)/python -m pytest -q -s --run-slow -m slow tests/multiprocess tests/faults
 
 fuzz: venv
-	$(BIN)/python -m tests.fuzz.run --seconds 60
+	$(BIN)/python -m tests.fuzz.run --seconds 60 --jobs 2
 
 bench: venv
 	$(BIN)/python bench/native.py

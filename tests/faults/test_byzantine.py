@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cli.node._devnet import Devnet, DevnetNode, create_devnet, kill_node
 from ledger import ConsensusParams, read_key_file
@@ -44,8 +45,17 @@ def _metric(url: str, name: str) -> float:
 
 
 def test_byzantine_validator_cannot_fork_or_stall_and_is_named(tmp_path: Path) -> None:
+    _byzantine_run(tmp_path, heights=40)
+
+
+@pytest.mark.slow
+def test_byzantine_validator_soak_300_heights(tmp_path: Path) -> None:
+    _byzantine_run(tmp_path, heights=300)
+
+
+def _byzantine_run(tmp_path: Path, *, heights: int) -> None:
     seed = random.randrange(1, 10**6)
-    print(f"\nSEED={seed}")
+    print(f"\nSEED={seed} heights={heights}")
     d = tmp_path / "net"
     net = create_devnet(d, nodes=4, consensus=CONSENSUS)
     code = snapshot_code(tmp_path / "code")
@@ -71,10 +81,11 @@ def test_byzantine_validator_cannot_fork_or_stall_and_is_named(tmp_path: Path) -
 
         with Load(net, targets, seed=seed) as load:
             start = max(s["height"] for s in map(get_status, urls) if s)
-            # 40 heights: the byzantine node is the round-0 proposer of every fourth one
-            wait_until(lambda: all((s := get_status(u)) is not None and s["height"] >= start + 40
-                                   for u in urls), timeout_s=240,
-                       what="the honest nodes to commit 40 blocks beside a byzantine one")
+            # the byzantine node is the round-0 proposer of every fourth height
+            wait_until(lambda: all((s := get_status(u)) is not None
+                                   and s["height"] >= start + heights for u in urls),
+                       timeout_s=240 + 3 * heights,
+                       what=f"the honest nodes to commit {heights} blocks beside a byzantine one")
             # an honest node restarts behind: the liar announces the highest tip, so it is
             # asked first and serves forged and short seals
             victim = honest[random.Random(seed).randrange(3)]
