@@ -146,6 +146,7 @@ class Core:
         self._future: dict[int, dict[bytes, list[bytes]]] = {}
         self._future_count = 0
         self._decided_replies: set[tuple[bytes, int, int]] = set()
+        self._old_rcs: dict[bytes, tuple[bytes, int]] = {}  # digest of a laggard's RC
         self._reset_height(height)
         for h, block_hash, seal in sorted(recent_seals, key=lambda x: x[0]):
             if h < height:
@@ -195,6 +196,14 @@ class Core:
             core._blocks[state.prepared_hash] = state.prepared_block
             core._valid[state.prepared_hash] = True
         core._sent = {(r, k): v for r, k, v in state.sent if r == state.round}
+        if state.round_change is not None:
+            rc = decode_message(state.round_change)
+            if not isinstance(rc, RoundChange) or rc.sender != key.public:
+                raise DecodeError("persisted consensus state: round_change is not our "
+                                  "ROUND-CHANGE", code="persisted_shape")
+            if (rc.height, rc.round) == (state.height, state.round):
+                core._last_rc = state.round_change
+                core._round_senders[rc.round] = {rc.sender}
         core._check_invariants()
         return core
 
@@ -223,7 +232,7 @@ class Core:
         return PersistedState(
             height=self._height, round=self._round, prepared_round=self._pr,
             prepared_hash=self._ph, prepared_block=self._pblock,
-            prepared_cert=self._pcert_wire,
+            prepared_cert=self._pcert_wire, round_change=self._last_rc,
             sent=tuple(sorted((r, k, v) for (r, k), v in self._sent.items())))
 
     def step(self, inp: Input) -> list[Action]:
@@ -284,6 +293,9 @@ class Core:
         self._seen: set[bytes] = set()
         self._sync_asked: set[tuple[int, bytes | None]] = set()
         self._ahead: dict[bytes, int] = {}
+        self._ahead_any: set[bytes] = set()
+        self._round_senders: dict[int, set[bytes]] = {}
+        self._last_rc: bytes | None = None
         self._block_sync_asked = False
 
     def _go(self, event: Event) -> None:
@@ -302,6 +314,9 @@ class Core:
         digest = sha256(data)
         if digest in self._seen:
             self._c["duplicates"] += 1
+            stuck = self._old_rcs.get(digest)
+            if stuck is not None:  # a laggard re-announcing its round: the seal again
+                self._send_decided(*stuck, out)
             return
         if len(self._seen) >= SEEN_MAX:
             self._seen.clear()
@@ -348,29 +363,42 @@ class Core:
 
     def _on_old(self, msg: Vote, out: list[Action]) -> None:
         """A validator still at a height we decided: a ROUND-CHANGE there means it is stuck, so
-        hand it the seal (once per its round) — the catch-up path for laggards."""
+        hand it the seal (again each time it re-announces) — the catch-up path for laggards."""
         self._c["dropped_old_height"] += 1
-        known = self._recent_seals.get(msg.height)
-        key = (msg.sender, msg.height, msg.round)
-        if (known is None or not isinstance(msg, RoundChange) or msg.sender == self._me
-                or key in self._decided_replies or not self._verify(msg)):
+        if (msg.height not in self._recent_seals or not isinstance(msg, RoundChange)
+                or msg.sender == self._me):
             return
-        if len(self._decided_replies) > 4096:
-            self._decided_replies.clear()
-        self._decided_replies.add(key)
+        key = (msg.sender, msg.height, msg.round)
+        if key not in self._decided_replies:
+            if not self._verify(msg):
+                return
+            if len(self._decided_replies) > 4096:
+                self._decided_replies.clear()
+                self._old_rcs.clear()
+            self._decided_replies.add(key)
+            self._old_rcs[sha256(msg.encode())] = (msg.sender, msg.height)
+        self._send_decided(msg.sender, msg.height, out)
+
+    def _send_decided(self, to: bytes, height: int, out: list[Action]) -> None:
+        known = self._recent_seals.get(height)
+        if known is None:
+            return
         block_hash, seal = known
-        out.append(Send(to=msg.sender, msg=Decided(
-            chain=self.config.chain, height=msg.height, block_hash=block_hash, sender=self._me,
-            seal=seal).encode()))
+        out.append(Send(to=to, msg=Decided(chain=self.config.chain, height=height,
+                                           block_hash=block_hash, sender=self._me,
+                                           seal=seal).encode()))
 
     def _on_future(self, msg: Vote, data: bytes, out: list[Action]) -> None:
-        if (isinstance(msg, RoundChange) and msg.sender not in self._ahead
-                and msg.sender != self._me and self._verify(msg)):
-            # f+1 validators are changing rounds at a higher height: at least one honest node
-            # decided our height and is stuck without us — fetch the block instead of waiting
-            self._ahead[msg.sender] = msg.height
-            if len(self._ahead) >= self.config.f + 1:
-                self._request_sync(msg.sender, out)
+        fresh = msg.sender not in self._ahead_any or (
+            isinstance(msg, RoundChange) and msg.sender not in self._ahead)
+        if fresh and msg.sender != self._me and self._verify(msg):
+            self._ahead_any.add(msg.sender)
+            if isinstance(msg, RoundChange):
+                # f+1 validators are changing rounds at a higher height: at least one honest
+                # node decided our height and is stuck without us — fetch the block
+                self._ahead[msg.sender] = msg.height
+                if len(self._ahead) >= self.config.f + 1:
+                    self._request_sync(msg.sender, out)
         if msg.height - self._height <= self.config.future_heights:
             per_sender = self._future.setdefault(msg.height, {}).setdefault(msg.sender, [])
             if len(per_sender) >= FUTURE_PER_SENDER:
@@ -404,6 +432,8 @@ class Core:
         if self._equivocates(msg, data, out):
             self._c["dropped_equivocation"] += 1
             return
+        if msg.round >= self._round:
+            self._round_senders.setdefault(msg.round, set()).add(msg.sender)
         # signed votes carried inside certificates can expose a double vote too
         carried: tuple[Vote, ...] = ()
         if isinstance(msg, Proposal):
@@ -480,6 +510,7 @@ class Core:
             if (self._height, self._round) != (p.height, p.round):
                 return  # entering the round decided the height (buffered commits)
         self._accepted[p.round] = p
+        self._round_senders.setdefault(p.round, set()).update(rc.sender for rc in p.round_changes)
         self._blocks[p.block_hash] = p.block
         out.append(self._timer())  # the paper restarts the timer on a justified PRE-PREPARE
         verdict = self._valid.get(p.block_hash)
@@ -626,8 +657,10 @@ class Core:
         msg = make()
         assert msg.value == value
         self._sent[(round_, kind)] = value
-        out.append(Persist(state=self.persisted_state()))
         wire = msg.encode()
+        if kind == ROUND_CHANGE:
+            self._last_rc = wire
+        out.append(Persist(state=self.persisted_state()))
         out.append(Broadcast(msg=wire))
         self._seen.add(sha256(wire))
         self._on_current(msg, wire, out, verified=True)
@@ -664,10 +697,33 @@ class Core:
     # -- round change (Algorithm 3) -------------------------------------------------------------
 
     def _on_timeout(self, inp: TimeoutFired, out: list[Action]) -> None:
+        """Paper: on expiry move to r+1. Here only if round r is *synchronised* — a quorum of
+        validators sent messages for it (or r = 0). Otherwise we re-announce our ROUND-CHANGE
+        for r and wait another t(r): a node with a fast clock can then never run rounds ahead
+        of a quorum (the simulator's clock-skew runs showed it otherwise does, for ever, once
+        the timeouts reach their cap)."""
         if (inp.height, inp.round) != (self._height, self._round):
             self._c["stale_inputs"] += 1
             return
-        self._enter_round(self._round + 1, out, broadcast_rc=True)
+        if self._synced():
+            self._enter_round(self._round + 1, out, broadcast_rc=True)
+            return
+        self._c["rounds_reannounced"] += 1
+        if self._last_rc is not None:
+            out.append(Broadcast(msg=self._last_rc))
+        else:
+            self._send_round_change(out)
+        out.append(self._timer())
+
+    def _synced(self) -> bool:
+        """A quorum of validators has been seen at our round or beyond (or it is round 0)."""
+        if self._round == 0 or self._pr == self._round:
+            return True
+        seen = set(self._ahead_any)  # validators at a higher height have left all our rounds
+        for r, senders in self._round_senders.items():
+            if r >= self._round:
+                seen |= senders
+        return len(seen) >= self.config.quorum
 
     def _enter_round(self, round_: int, out: list[Action], *, broadcast_rc: bool) -> None:
         assert round_ > self._round
@@ -679,15 +735,23 @@ class Core:
                 del table[r]
         self._sent = {k: v for k, v in self._sent.items() if k[0] >= round_}
         self._sync_asked.clear()
+        for r in [r for r in self._round_senders if r < round_]:
+            del self._round_senders[r]
+        self._last_rc = None
         out.append(self._timer())
         if broadcast_rc:
-            self._vote(round_, ROUND_CHANGE, _claim(self._pr, self._ph), lambda: RoundChange.sign(
-                self._key, chain=self.config.chain, height=self._height, round_=round_,
-                prepared_round=self._pr, prepared_hash=self._ph, prepared_block=self._pblock,
-                prepares=self._pcert), out)
+            self._send_round_change(out)
         if self._round == round_:
             self._try_propose(out)
             self._check_quorums(out)
+
+    def _send_round_change(self, out: list[Action]) -> None:
+        round_ = self._round
+        assert self._pr is None or self._pr < round_
+        self._vote(round_, ROUND_CHANGE, _claim(self._pr, self._ph), lambda: RoundChange.sign(
+            self._key, chain=self.config.chain, height=self._height, round_=round_,
+            prepared_round=self._pr, prepared_hash=self._ph, prepared_block=self._pblock,
+            prepares=self._pcert), out)
 
     def _on_round_change(self, rc: RoundChange, out: list[Action]) -> None:
         if not self._round_ok(rc.round):

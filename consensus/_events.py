@@ -226,12 +226,13 @@ class PersistedState:
     prepared_block: bytes | None
     prepared_cert: tuple[bytes, ...]  # wire bytes of the quorum of PREPAREs
     sent: tuple[tuple[int, str, bytes], ...]
+    round_change: bytes | None = None  # our last ROUND-CHANGE at `round`, re-announced as is
 
     def to_map(self) -> dict[str, Any]:
         return {"v": PERSIST_VERSION, "height": self.height, "round": self.round,
                 "prepared_round": self.prepared_round, "prepared_hash": self.prepared_hash,
                 "prepared_block": self.prepared_block, "prepared_cert": list(self.prepared_cert),
-                "sent": [[r, k, v] for r, k, v in self.sent]}
+                "sent": [[r, k, v] for r, k, v in self.sent], "round_change": self.round_change}
 
     def encode(self) -> bytes:
         return encode(self.to_map())
@@ -242,6 +243,8 @@ class PersistedState:
         m = decode(data)
         keys = {"v", "height", "round", "prepared_round", "prepared_hash", "prepared_block",
                 "prepared_cert", "sent"}
+        if isinstance(m, dict) and set(m) == keys | {"round_change"}:
+            keys = set(m)  # round_change arrived after the first format; both decode
         if not isinstance(m, dict) or set(m) != keys or m["v"] != PERSIST_VERSION:
             raise DecodeError("persisted consensus state: unexpected shape or version",
                               code="persisted_shape")
@@ -255,6 +258,7 @@ class PersistedState:
                    or (nonneg(pr) and isinstance(ph, bytes) and isinstance(pb, bytes)))
               and isinstance(m["prepared_cert"], list)
               and all(isinstance(c, bytes) for c in m["prepared_cert"])
+              and isinstance(m.get("round_change"), bytes | None)
               and isinstance(m["sent"], list)
               and all(isinstance(s, list) and len(s) == 3 and nonneg(s[0])
                       and isinstance(s[1], str) and isinstance(s[2], bytes) for s in m["sent"]))
@@ -263,7 +267,8 @@ class PersistedState:
                               code="persisted_shape")
         return cls(height=m["height"], round=m["round"], prepared_round=pr, prepared_hash=ph,
                    prepared_block=pb, prepared_cert=tuple(m["prepared_cert"]),
-                   sent=tuple((s[0], s[1], s[2]) for s in m["sent"]))
+                   sent=tuple((s[0], s[1], s[2]) for s in m["sent"]),
+                   round_change=m.get("round_change"))
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -299,6 +304,7 @@ class Statistics:
     evidence_reported: int
     sync_requests: int
     round_changes: int
+    rounds_reannounced: int
     commits: int
     synced_heights: int
 

@@ -336,7 +336,9 @@ class Cluster:
         elif isinstance(a, ScheduleTimeout):
             self.max_round = max(self.max_round, a.round)
             inst.timer_gen += 1
-            self.push(self.now + a.after_ms, TIMER, inst.index,
+            rates = self.o.clock_rate_pct
+            rate = rates[inst.index] if inst.index < len(rates) else 100
+            self.push(self.now + a.after_ms * rate // 100, TIMER, inst.index,
                       (inst.epoch, inst.timer_gen, a.height, a.round))
         elif isinstance(a, RequestProposalValue):
             self.nonce += 1

@@ -43,6 +43,7 @@ class Options:
     down_mean_ms: int
     crash_mid_step: bool  # a crash may cut a step's action list after any prefix
     app_delay_max_ms: int
+    clock_rate_pct: tuple[int, ...] = ()  # per instance: timers run at this % of real time
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +100,11 @@ def swarm(seed: int, *, nodes: int, byzantine: int, heights: int) -> Options:
     # cherry_pick: as proposer after a round change, justify with the quorum of ROUND-CHANGEs
     # that hides the highest prepared value it can (quorum intersection must defeat this)
     late = [rng.random() < 0.4 for _ in byz]
-    return replace(options, behaviours=tuple(
+    options = replace(options, behaviours=tuple(
         (*b, "cherry_pick") if pick and b != ("silent",) else b
         for b, pick in zip(options.behaviours, late, strict=True)))
+    # clock skew (TigerBeetle time offsets): each instance's timers run fast or slow
+    if rng.random() < 0.5:
+        options = replace(options, clock_rate_pct=tuple(
+            rng.choice((50, 80, 100, 125, 200)) for _ in range(options.instances)))
+    return options

@@ -52,7 +52,8 @@ def test_swarm_matrix_covers_every_fault_kind() -> None:
     assert {n for n, *_ in MATRIX} == {1, 4, 7}
     behaviours: set[str] = set()
     modes: set[str] = set()
-    knobs = {"loss": 0, "duplicate": 0, "clogging": 0, "crash_mid_step": 0, "crash": 0}
+    knobs = {"loss": 0, "duplicate": 0, "clogging": 0, "crash_mid_step": 0, "crash": 0,
+             "clock_skew": 0}
     for nodes, byzantine, seeds, start in MATRIX:
         for s in range(start, start + seeds):
             o = swarm(s, nodes=nodes, byzantine=byzantine, heights=HEIGHTS)
@@ -64,6 +65,7 @@ def test_swarm_matrix_covers_every_fault_kind() -> None:
             knobs["clogging"] += o.clogging
             knobs["crash_mid_step"] += o.crash_mid_step and o.crash_mean_ms > 0
             knobs["crash"] += o.crash_mean_ms > 0
+            knobs["clock_skew"] += len(set(o.clock_rate_pct)) > 1
     assert behaviours == set(ALL_BEHAVIOURS)
     assert modes == set(PARTITION_MODES)
     assert all(v >= 20 for v in knobs.values()), knobs

@@ -184,6 +184,9 @@ def test_Core_timeout_broadcasts_round_change_with_growing_timer() -> None:
     msgs = [decode_message(a.msg) for a in out if isinstance(a, Broadcast)]
     assert len(msgs) == 1 and isinstance(msgs[0], RoundChange) and msgs[0].round == 1
     assert msgs[0].prepared_round is None
+    k = keys(4)
+    recv(core, rc(k[1], 1, 1))
+    recv(core, rc(k[2], 1, 1))  # a quorum is in round 1: its expiry may move us on
     out = core.step(TimeoutFired(height=1, round=1))
     assert ScheduleTimeout(height=1, round=2, after_ms=200) in out
     # a stale timer changes nothing
@@ -490,3 +493,24 @@ def test_Core_bad_local_value_raises_and_changes_nothing() -> None:
     assert core.persisted_state() == before and core.statistics().accepted == 0
     with pytest.raises(TypeError):
         core.step("start")  # type: ignore[arg-type]
+
+
+def test_Core_unsynchronised_round_is_reannounced_not_left() -> None:
+    # a node whose clock runs fast must not run rounds ahead of a quorum (found by the
+    # simulator with clock skew: one honest node alone rounds ahead, the other two behind)
+    core = started(4, 0, timeout_base_ms=50)
+    first = [a for a in core.step(TimeoutFired(height=1, round=0)) if isinstance(a, Broadcast)]
+    for _ in range(3):
+        out = core.step(TimeoutFired(height=1, round=1))
+        assert core.round == 1
+        assert [a for a in out if isinstance(a, Broadcast)] == first
+        assert ScheduleTimeout(height=1, round=1, after_ms=100) in out
+        assert not [a for a in out if isinstance(a, Persist)]
+    assert core.statistics().rounds_reannounced == 3
+    # the re-announcement survives a restart byte for byte
+    saved = core.persisted_state()
+    again = Core.restore(saved.encode(), config=config(4, timeout_base_ms=50), key=keys(4)[0],
+                         committed_height=0)
+    again.step(Start())
+    out = again.step(TimeoutFired(height=1, round=1))
+    assert [a for a in out if isinstance(a, Broadcast)] == first
