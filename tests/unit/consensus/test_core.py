@@ -514,3 +514,28 @@ def test_Core_unsynchronised_round_is_reannounced_not_left() -> None:
     again.step(Start())
     out = again.step(TimeoutFired(height=1, round=1))
     assert [a for a in out if isinstance(a, Broadcast)] == first
+
+
+def test_Core_validators_at_a_higher_height_count_for_round_synchronisation() -> None:
+    k = keys(4)
+    core = started(4, 0)
+    core.step(TimeoutFired(height=1, round=0))  # round 1, only our own ROUND-CHANGE
+    core.step(TimeoutFired(height=1, round=1))
+    assert core.round == 1  # not synchronised: re-announced
+    recv(core, prep(k[1], 2, 0, sha256(b"x")))  # two validators already work on height 2
+    recv(core, prep(k[2], 2, 0, sha256(b"y")))
+    core.step(TimeoutFired(height=1, round=1))
+    assert core.round == 2
+
+
+def test_Core_laggard_reannouncing_its_round_gets_the_seal_again() -> None:
+    k = keys(4)
+    core = started(4, 0)
+    blk = block(1, 0)
+    recv(core, proposal(k[1], 1, 0, blk))
+    recv(core, Decided(chain=CHAIN, height=1, block_hash=sha256(blk), sender=k[1].public,
+                       seal=_seal(1, blk, k[1:4])))
+    stuck = rc(k[3], 1, 2)
+    for _ in range(3):  # the same bytes, re-announced: each time the seal goes back
+        sends = [a for a in recv(core, stuck) if isinstance(a, Send)]
+        assert len(sends) == 1 and isinstance(decode_message(sends[0].msg), Decided)
