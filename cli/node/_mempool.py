@@ -7,7 +7,8 @@ new in a submission (`ledger.verify_transactions`), so each transaction is verif
 a block proposal whose transactions are byte-identical to pending ones skips re-verifying them.
 
 Nonces are per signer and strictly sequential (the state machine's rule). A transaction whose
-nonce is ahead of the signer's next one is kept (up to `max_nonce_gap` ahead): with several API
+nonce is ahead of the signer's next one is kept (up to `max_nonce_gap` beyond the end of
+its contiguous pending run): with several API
 nodes, nonce n+1 can reach a node before nonce n does. Proposals (`select`) take transactions in
 arrival order, each signer's in nonce order with no gap.
 
@@ -61,6 +62,7 @@ class Mempool:
         self.max_tx_bytes, self.max_nonce_gap = max_tx_bytes, max_nonce_gap
         self._txs: dict[bytes, Transaction] = {}  # insertion order = arrival order
         self._by_signer: dict[bytes, dict[int, bytes]] = {}
+        self._by_raw: dict[bytes, Transaction] = {}  # wire bytes -> admitted transaction
         self._bytes = 0
         self._rejected: OrderedDict[bytes, Rejection] = OrderedDict()
         self._max_rejected = recent_rejections
@@ -86,6 +88,10 @@ class Mempool:
         while n in pending:
             n += 1
         return n
+
+    def by_raw(self, raw: bytes) -> Transaction | None:
+        """The admitted transaction with exactly these wire bytes (its signature is checked)."""
+        return self._by_raw.get(raw)
 
     def holds_identical(self, tx: Transaction) -> bool:
         """True if `tx` (same bytes) was admitted here, i.e. its signature is already checked."""
@@ -150,15 +156,19 @@ class Mempool:
             return self._reject(tx.tx_id, "nonce_pending",
                                 f"another transaction with nonce {tx.nonce} from this signer "
                                 "is pending", remember=False)
-        if tx.nonce > state_next + self.max_nonce_gap:
+        contiguous = state_next
+        while contiguous in pending:
+            contiguous += 1
+        if tx.nonce > contiguous + self.max_nonce_gap:
             return self._reject(tx.tx_id, "nonce_too_far",
                                 f"nonce {tx.nonce} is more than {self.max_nonce_gap} ahead of "
-                                f"the signer's next nonce {state_next}", remember=False)
+                                f"the signer's next nonce {contiguous}", remember=False)
         size = len(tx.encode())
         if len(self._txs) >= self.max_txs or self._bytes + size > self.max_bytes:
             return self._reject(tx.tx_id, "mempool_full", "the mempool is full; retry later",
                                 remember=False)
         self._txs[tx.tx_id] = tx
+        self._by_raw[tx.encode()] = tx
         pending[tx.nonce] = tx.tx_id
         self._bytes += size
         self._admitted += 1
@@ -214,6 +224,7 @@ class Mempool:
             if tx is None:
                 continue
             self._bytes -= len(tx.encode())
+            self._by_raw.pop(tx.encode(), None)
             pending = self._by_signer.get(tx.signer)
             if pending is not None:
                 pending.pop(tx.nonce, None)

@@ -37,13 +37,24 @@ import trio
 
 from cli.node._byzantine import Byzantine
 from cli.node._config import NodeConfig
-from cli.node._executor import Executor, state_next_nonce
+from cli.node._executor import Executor, decode_block, state_next_nonce
 from cli.node._mempool import Admission, Mempool, Rejection
 from cli.node._persist import load_consensus_state, save_consensus_state
 from consensus import _events as ev
 from consensus._core import Config as CoreConfig
 from consensus._core import Core
-from ledger import Application, Block, Genesis, Home, Seal, SigningKey, Store, Transaction, decode
+from ledger import (
+    Application,
+    Block,
+    Genesis,
+    Home,
+    Seal,
+    SigningKey,
+    Store,
+    Transaction,
+    decode,
+    sha256,
+)
 from ledger import encode as encode_value
 from ledger.errors import DecodeError, PartledgerError, StoreError, VerificationError
 from p2p import Host, HostOptions, Inbound, Member, open_host
@@ -174,18 +185,29 @@ class Node:
 
     # -- helpers ------------------------------------------------------------------------------
     def _hash_block(self, data: bytes) -> bytes:
-        """Block bytes -> header hash, for the core; the decoded block is kept for validation."""
-        block = Block.decode(data)
-        h = block.hash
-        if len(self._block_cache) > 8:
-            self._block_cache.clear()
-        self._block_cache[h] = block
-        return h
+        """Block bytes -> header hash, for the core. Decoding a block of thousands of
+        transactions costs far more than hashing its bytes, so decoded blocks are kept by the
+        digest of their bytes (the core asks again for the same bytes in later rounds), and
+        transactions this node already holds are reused instead of decoded again."""
+        digest = sha256(data)
+        block = self._block_cache.get(digest)
+        if block is None:
+            block = decode_block(data, known=self.mempool.by_raw)
+            self._cache_block(digest, block)
+        return block.hash
+
+    def _cache_block(self, digest: bytes, block: Block) -> None:
+        if len(self._block_cache) >= 8:
+            self._block_cache.pop(next(iter(self._block_cache)))
+        self._block_cache[digest] = block
 
     def _block_from(self, block_hash: bytes, data: bytes) -> Block:
-        block = self._block_cache.get(block_hash)
-        if block is None or block.encode() != data:
-            block = Block.decode(data)
+        block = self._block_cache.get(sha256(data))
+        if block is None:
+            block = decode_block(data, known=self.mempool.by_raw)
+        if block.hash != block_hash:
+            raise DecodeError("block bytes do not hash to the agreed block hash",
+                              code="block_hash")
         return block
 
     @property
@@ -483,7 +505,7 @@ class Node:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1
         data = built.block.encode()
-        self._block_cache[built.block.hash] = built.block
+        self._cache_block(sha256(data), built.block)
         self.push(ev.ProposalValueReady(height=req.height, round=req.round,
                                         block_hash=built.block.hash, block_bytes=data))
 

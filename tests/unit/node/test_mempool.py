@@ -43,11 +43,14 @@ def test_Mempool_nonce_rules() -> None:
     ok = commission_tx(ALICE, CHAIN, 5, "b")
     same_nonce = commission_tx(ALICE, CHAIN, 5, "c")
     ahead = commission_tx(ALICE, CHAIN, 8, "d")
-    too_far = commission_tx(ALICE, CHAIN, 16, "e")
+    too_far = commission_tx(ALICE, CHAIN, 17, "e")  # > 6 (end of the run 5) + gap 10
     codes = [v.code for v in mp.add([used, ok, same_nonce, ahead, too_far])]
     assert codes == ["nonce_used", "pending", "nonce_pending", "pending", "nonce_too_far"]
     assert mp.next_nonce(ALICE.public) == 6  # 5 pending, 6 free (8 is ahead of a gap)
     assert mp.next_nonce(BOB.public) == 0
+    # a long contiguous run is fine however far it goes: the gap bounds holes, not runs
+    run = signed_txs(BOB, CHAIN, 30)
+    assert all(v.ok for v in pool().add(run))
 
 
 def test_Mempool_select_keeps_arrival_order_and_per_signer_nonce_order() -> None:
