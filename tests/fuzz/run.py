@@ -1,6 +1,8 @@
 """`make fuzz`: run every fuzz target under atheris (coverage-guided) for a fixed budget.
 
-    python -m tests.fuzz.run [--seconds 60] [--target NAME ...]
+    python -m tests.fuzz.run [--seconds 60] [--target NAME ...] [--jobs 2]
+
+Set FUZZ_KEEP=DIR to keep the corpora and any crash/timeout inputs of a failing run.
 
 Each target runs in its own process with a corpus seeded from its valid examples; a target
 fails when atheris finds an input that raises anything but a `PartledgerError`.
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def _child(name: str, seconds: int, corpus: str) -> None:
@@ -23,6 +27,8 @@ def _child(name: str, seconds: int, corpus: str) -> None:
     from ledger.errors import PartledgerError
 
     target = TARGETS[name]
+    for seed in target.seeds():  # warm up: lazy imports and fixtures (a fuzz node) are built
+        target.run(seed)        # here, not inside the first input's time limit
 
     def one(data: bytes) -> None:
         try:
@@ -30,8 +36,9 @@ def _child(name: str, seconds: int, corpus: str) -> None:
         except PartledgerError:
             pass
 
+    artifacts = os.path.join(os.path.dirname(corpus), "")  # crash/timeout inputs land there
     atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=2048",
-                   "-timeout=10", corpus], one)
+                   "-timeout=10", f"-artifact_prefix={artifacts}", corpus], one)
     atheris.Fuzz()
 
 
@@ -39,6 +46,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="run the fuzz targets under atheris")
     ap.add_argument("--seconds", type=int, default=60, help="budget per target")
     ap.add_argument("--target", action="append", help="only these targets")
+    ap.add_argument("--jobs", type=int, default=2, help="targets fuzzed at the same time")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -47,20 +55,44 @@ def main() -> int:
         return 0
     from tests.fuzz.targets import TARGETS
 
+    names = a.target or sorted(TARGETS)
     failed = []
-    for name in a.target or sorted(TARGETS):
-        with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as corpus:
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as work:
+        running: list[tuple[str, subprocess.Popen[str]]] = []
+
+        def reap(block: bool) -> None:
+            for item in list(running):
+                name, proc = item
+                if not block and proc.poll() is None:
+                    continue
+                _out, err = proc.communicate()
+                running.remove(item)
+                if proc.returncode != 0:
+                    failed.append(name)
+                    print(f"fuzz {name}: FAILED\n{err[-4000:]}", file=sys.stderr)
+                    for f in os.listdir(os.path.join(work, name)):
+                        if f.startswith(("crash-", "timeout-", "oom-")):
+                            print(f"  input: {os.path.join(work, name, f)}", file=sys.stderr)
+
+        for name in names:
+            corpus = os.path.join(work, name, "corpus")
+            os.makedirs(corpus)
             for i, seed in enumerate(TARGETS[name].seeds()):
                 with open(os.path.join(corpus, f"seed{i}"), "wb") as f:
                     f.write(seed)
+            while len(running) >= max(1, a.jobs):
+                reap(block=False)
+                time.sleep(0.1)
             print(f"fuzz {name}: {a.seconds} s", flush=True)
-            rc = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--child", name,
-                                 "--seconds", str(a.seconds), "--corpus", corpus],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if rc.returncode != 0:
-                failed.append(name)
-                print(rc.stderr[-4000:], file=sys.stderr)
-    print(f"{len(failed)} failed: {failed}" if failed else "all fuzz targets clean")
+            running.append((name, subprocess.Popen(
+                [sys.executable, "-m", "tests.fuzz.run", "--child", name, "--seconds",
+                 str(a.seconds), "--corpus", corpus],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        while running:
+            reap(block=True)
+        if failed and os.environ.get("FUZZ_KEEP"):
+            shutil.copytree(work, os.environ["FUZZ_KEEP"], dirs_exist_ok=True)
+    print(f"{len(failed)} failed: {sorted(failed)}" if failed else "all fuzz targets clean")
     return 1 if failed else 0
 
 
