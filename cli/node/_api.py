@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from ledger.errors import DecodeError, PartledgerError
 if TYPE_CHECKING:
     from cli.node._node import Node
 
+log = logging.getLogger("partledger.api")
 API_VERSION = "1"
 MAX_WAIT_MS = 60_000
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,6 +53,13 @@ def _json_safe(v: Any) -> Any:
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=True).encode()
+
+
+def _int_arg(request: Request, name: str, default: int, *, maximum: int) -> int:
+    text = request.query_params.get(name, "") or str(default)
+    if not text.isdigit():
+        raise ApiError(400, "bad_param", f"{name} must be a non-negative integer")
+    return min(int(text), maximum)
 
 
 def _hex_arg(value: str, what: str, size: int | None = 32) -> bytes:
@@ -107,6 +116,10 @@ class Api:
             except PartledgerError as exc:
                 status = 404 if exc.code == "not_found" else 400
                 return JSON({"error": exc.message, "code": exc.code}, status_code=status)
+            except Exception:
+                log.exception("API %s %s failed", request.method, request.url.path)
+                return JSON({"error": "internal error (logged by the node)",
+                             "code": "internal"}, status_code=500)
         return endpoint
 
     def _check_token(self, request: Request) -> None:
@@ -185,7 +198,7 @@ class Api:
 
     async def tx_status(self, request: Request) -> Response:
         tx_id = _hex_arg(request.path_params["tx_id"], "tx id")
-        wait_ms = min(int(request.query_params.get("wait_ms", "0") or 0), MAX_WAIT_MS)
+        wait_ms = _int_arg(request, "wait_ms", 0, maximum=MAX_WAIT_MS)
         deadline = trio.current_time() + wait_ms / 1000
         while True:
             st = self.node.tx_status(tx_id)
@@ -270,7 +283,7 @@ class Api:
         records or about 8 MiB per answer."""
         store = self.node.store
         start = self._height(request.query_params.get("from", "1") or "1")
-        limit = min(int(request.query_params.get("limit", "200") or 200), 1000)
+        limit = _int_arg(request, "limit", 200, maximum=1000)
         out: list[list[Any]] = []
         size = 0
         for h in range(max(1, start), min(store.height, start + limit - 1) + 1):
@@ -286,8 +299,8 @@ class Api:
     async def blocks(self, request: Request) -> Response:
         store = self.node.store
         tip = store.height
-        limit = min(int(request.query_params.get("limit", "20") or 20), 200)
-        start = int(request.query_params.get("from", "0") or 0) or max(1, tip - limit + 1)
+        limit = _int_arg(request, "limit", 20, maximum=200)
+        start = _int_arg(request, "from", 0, maximum=2**62) or max(1, tip - limit + 1)
         out = []
         for h in range(start, min(tip, start + limit - 1) + 1):
             b = store.block(h)
@@ -317,7 +330,7 @@ class Api:
         qp = request.query_params
         prefix = _hex_arg(qp.get("prefix", ""), "prefix", size=None)
         after = _hex_arg(qp["after"], "after", size=None) if qp.get("after") else None
-        limit = min(int(qp.get("limit", "1000") or 1000), 10_000)
+        limit = _int_arg(request, "limit", 1000, maximum=10_000)
 
         def scan() -> dict[str, Any]:
             items: list[list[str]] = []
@@ -385,7 +398,7 @@ class Api:
     async def events(self, request: Request) -> Response:
         from ledger.provenance import _query as q
         qp = request.query_params
-        limit = min(int(qp.get("limit", "1000") or 1000), 10_000)
+        limit = _int_arg(request, "limit", 1000, maximum=10_000)
         return await self._query(lambda: q.events(
             self.node.store, match_any_epc=qp.getlist("MATCH_anyEPC"),
             eq_biz_step=qp.getlist("EQ_bizStep"), ge_event_time=qp.get("GE_eventTime"),

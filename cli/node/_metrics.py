@@ -71,6 +71,9 @@ class _NodeCollector(Collector):
         yield counter("blocks_committed", "blocks committed by this process", c.blocks_committed)
         yield counter("txs_committed", "transactions committed by this process", c.txs_committed)
         yield counter("evidence", "equivocation evidence reported to this node", c.evidence)
+        yield counter("dropped_malformed_payloads",
+                      "transaction batches and tip announcements from peers that did not decode",
+                      c.dropped_malformed)
         yield counter("driver_dropped", "consensus messages dropped because the driver lagged",
                       c.dropped_driver_full)
         ms = n.mempool.statistics()

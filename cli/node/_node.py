@@ -88,6 +88,7 @@ class Counters:
     proposals_refused: int = 0
     txs_fanned_out: int = 0
     txs_received: int = 0
+    dropped_malformed: int = 0  # tx batches and tip announcements that did not decode
     last_commit_latency_ms: int = 0
     evidence_log: list[dict[str, Any]] = field(default_factory=list)
 
@@ -535,6 +536,7 @@ class Node:
                     raise DecodeError("txs: expected a list of transactions", code="txs_shape")
                 txs = [Transaction.decode(r) for r in raws]
             except DecodeError:
+                self.counters.dropped_malformed += 1
                 continue
             self.counters.txs_received += len(txs)
             self.submit(txs, fan_out=False)
@@ -577,8 +579,9 @@ class Node:
             m = decode(msg.payload)
             height = m["height"] if isinstance(m, dict) else None
         except (DecodeError, KeyError):
-            return
+            height = None
         if not isinstance(height, int) or isinstance(height, bool) or height < 0:
+            self.counters.dropped_malformed += 1
             return
         self.peer_heights[msg.peer] = height
         self._check_lag()

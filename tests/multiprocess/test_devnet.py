@@ -277,6 +277,7 @@ def test_devnet_refuses_outsiders_and_counts_bad_frames(net: Devnet) -> None:
     refused0 = metric(url, "partledger_p2p_refused_handshakes")
     oversized0 = metric(url, "partledger_p2p_oversized_frames")
     malformed0 = metric(url, "partledger_p2p_malformed_frames")
+    payloads0 = metric(url, "partledger_dropped_malformed_payloads")
     outsider = SigningKey.generate()
     # a member key that no running process uses: the (stopped-or-not) observer's
     member = read_key_file(next(n for n in net.nodes if n.observer).home / "keys" / "node.key")
@@ -312,6 +313,8 @@ def test_devnet_refuses_outsiders_and_counts_bad_frames(net: Devnet) -> None:
     assert metric(url, "partledger_p2p_refused_handshakes") >= refused0 + 1
     assert metric(url, "partledger_p2p_oversized_frames") >= oversized0 + 1
     assert metric(url, "partledger_p2p_malformed_frames") >= malformed0 + 1
+    wait_until(lambda: metric(url, "partledger_dropped_malformed_payloads") >= payloads0 + 2,
+               timeout_s=10, what="the bad tip and tx batch to be counted")
     # nothing crashed: the node is up and the consortium still commits
     # (the devnet file has the current pid: an earlier test may have restarted this node)
     assert is_node_process(Devnet.load(net.dir).node(target.name).pid, target.home)

@@ -112,6 +112,8 @@ def test_Api_rejects_bad_requests_with_reasons(tmp_path: Path) -> None:
             (await c.get("/v1/blocks/999999"), 404, "not_found"),
             (await c.get("/v1/blocks/x1"), 400, "bad_height"),
             (await c.get("/v1/parts"), 400, "missing_id"),
+            (await c.get("/v1/txs/" + "00" * 32, params={"wait_ms": "soon"}), 400, "bad_param"),
+            (await c.get("/v1/blocks", params={"limit": "-1"}), 400, "bad_param"),
         ]
         for r, status, code in cases:
             assert r.status_code == status, (r.request.url, r.text)
