@@ -29,9 +29,9 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -60,6 +60,7 @@ from ledger.errors import DecodeError, PartledgerError, StoreError, Verification
 from p2p import Host, HostOptions, Inbound, Member, open_host
 
 log = logging.getLogger("partledger.node")
+T = TypeVar("T")
 
 CH_CONSENSUS = "consensus"
 CH_TX = "tx"
@@ -388,9 +389,9 @@ class Node:
         async with self._exec_lock:
             if block.height != self.store.height + 1:
                 return False
-            verdict = await trio.to_thread.run_sync(
+            verdict = await self._timed("validate", trio.to_thread.run_sync(
                 lambda: self.executor.validate(block, verified=lambda t: by_id.get(t.tx_id,
-                                                                                  False)))
+                                                                                  False))))
         if not verdict.ok:
             self.counters.proposals_refused += 1
             log.warning("refusing proposal %d/%d: %s", action.height, action.round,
@@ -411,12 +412,20 @@ class Node:
                                      "another block at that height", code="fork")
                 return  # already stored by sync
             try:
-                await trio.to_thread.run_sync(self.executor.commit, block, action.seal)
+                await self._timed("commit", trio.to_thread.run_sync(
+                    self.executor.commit, block, action.seal))
             except VerificationError:
                 log.critical("a block finalised by the consortium does not execute here; "
                              "stopping (application divergence)")
                 raise
         self._after_commit(block)
+
+    async def _timed(self, phase: str, work: Awaitable[T]) -> T:
+        t0 = time.perf_counter()
+        result = await work
+        if self.metrics is not None:
+            self.metrics.executor_seconds.labels(phase).observe(time.perf_counter() - t0)
+        return result
 
     def _stored_hash(self, height: int) -> bytes | None:
         b = self.store.block(height)
@@ -499,9 +508,9 @@ class Node:
                 return  # the height moved on while we waited
             candidates = self.mempool.select(max_txs=params.max_block_txs,
                                              max_bytes=self.config.p2p.max_frame_bytes // 2)
-            built = await trio.to_thread.run_sync(
+            built = await self._timed("build", trio.to_thread.run_sync(
                 lambda: self.executor.build(proposer=self.node_key.public,
-                                            candidates=candidates))
+                                            candidates=candidates)))
         for r in built.rejected:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1
