@@ -335,3 +335,20 @@ def test_devnet_audit_replay_accepts_every_data_dir(net: Devnet) -> None:
         doc = json.loads(out.stdout)
         assert out.returncode == 0 and doc["ok"], (n.name, doc, out.stderr[-2000:])
         assert doc["height"] >= 10
+
+
+def test_devnet_whole_consortium_restarts_and_resumes(net: Devnet) -> None:
+    """After every node was stopped (previous test), all restart from their stores and
+    persisted consensus state and go on committing together."""
+    current = Devnet.load(net.dir)
+    for n in current.validators:
+        current = current.with_pid(n.name, start_node(n.home))
+    current.save()
+    urls = [n.api for n in current.validators]
+    heights = wait_until(lambda: [status(u)["height"] for u in urls], timeout_s=90,
+                         what="the APIs to come back")
+    target = max(heights) + 3
+    wait_until(lambda: min(status(u)["height"] for u in urls) >= target, timeout_s=90,
+               what="commits after a full restart")
+    hashes = {httpx.get(f"{u}/v1/blocks/{target}", timeout=10).json()["hash"] for u in urls}
+    assert len(hashes) == 1
