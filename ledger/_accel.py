@@ -9,6 +9,7 @@ Callers read `_accel.backend` at call time, so tests can swap it (tests/conftest
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
 
 from ledger import _native_py
@@ -36,4 +37,13 @@ def _load() -> tuple[ModuleType, str]:
     return _native, "native"
 
 
+def _after_fork_in_child() -> None:
+    """rayon's worker threads do not survive fork(): without this a forked child would wait
+    for them forever on its first parallel call."""
+    native = sys.modules.get("ledger._native")
+    if native is not None:
+        native.reset_after_fork()
+
+
 backend, BACKEND_NAME = _load()
+os.register_at_fork(after_in_child=_after_fork_in_child)

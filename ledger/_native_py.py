@@ -141,3 +141,7 @@ def set_threads(n: int) -> None:
 
 def get_threads() -> int:
     return 1
+
+
+def reset_after_fork() -> None:
+    """Parity with the extension (which must forget its worker threads in a forked child)."""

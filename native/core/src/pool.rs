@@ -34,6 +34,15 @@ pub fn set_threads(n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// In a child process made by `fork()`: the parent's worker threads do not exist there, so any
+/// parallel call would wait for them forever. Forget them (without touching them) and run on the
+/// calling thread from now on; `set_threads(n >= 2)` builds a fresh pool if the child wants one.
+pub fn reset_after_fork() {
+    if let Ok(mut threads) = THREADS.try_write() {
+        std::mem::forget(std::mem::replace(&mut *threads, Threads::Serial));
+    }
+}
+
 /// The number of threads batch calls will use now.
 pub fn threads() -> usize {
     match &*THREADS.read().unwrap_or_else(|e| e.into_inner()) {

@@ -96,9 +96,14 @@ fn inclusion_proof<'py>(
     let leaves = snapshot(leaves, "leaves")?;
     let refs = borrow_all(&leaves, "leaves")?;
     let Ok(m) = index.extract::<u64>() else {
-        return Err(PyIndexError::new_err(format!("leaf {index} outside a tree of {}", refs.len())));
+        return Err(PyIndexError::new_err(format!(
+            "leaf {index} outside a tree of {}",
+            refs.len()
+        )));
     };
-    let proof = py.allow_threads(|| merkle::inclusion_proof(m, &refs)).map_err(proof_error)?;
+    let proof = py
+        .allow_threads(|| merkle::inclusion_proof(m, &refs))
+        .map_err(proof_error)?;
     Ok(to_py_bytes(py, proof))
 }
 
@@ -112,9 +117,14 @@ fn consistency_proof<'py>(
     let leaves = snapshot(leaves, "leaves")?;
     let refs = borrow_all(&leaves, "leaves")?;
     let Ok(old) = old_size.extract::<u64>() else {
-        return Err(PyValueError::new_err(format!("old size {old_size} outside 1..{}", refs.len())));
+        return Err(PyValueError::new_err(format!(
+            "old size {old_size} outside 1..{}",
+            refs.len()
+        )));
     };
-    let proof = py.allow_threads(|| merkle::consistency_proof(old, &refs)).map_err(proof_error)?;
+    let proof = py
+        .allow_threads(|| merkle::consistency_proof(old, &refs))
+        .map_err(proof_error)?;
     Ok(to_py_bytes(py, proof))
 }
 
@@ -148,7 +158,11 @@ fn verify(
     signature: &Bound<'_, PyBytes>,
     public_key: &Bound<'_, PyBytes>,
 ) -> bool {
-    let (m, s, k) = (message.as_bytes(), signature.as_bytes(), public_key.as_bytes());
+    let (m, s, k) = (
+        message.as_bytes(),
+        signature.as_bytes(),
+        public_key.as_bytes(),
+    );
     if m.len() < 4096 {
         ed25519::verify(m, s, k) // about 20 µs: not worth a GIL round trip
     } else {
@@ -161,6 +175,12 @@ fn verify(
 fn set_threads(n: i64) -> PyResult<()> {
     let n = usize::try_from(n).map_err(|_| PyValueError::new_err("set_threads: n must be >= 0"))?;
     pool::set_threads(n).map_err(PyValueError::new_err)
+}
+
+/// Called in a forked child (see `ledger._accel`): forget the parent's threads, run serially.
+#[pyfunction]
+fn reset_after_fork() {
+    pool::reset_after_fork()
 }
 
 /// The number of threads batch calls use now.
@@ -179,5 +199,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_after_fork, m)?)?;
     Ok(())
 }

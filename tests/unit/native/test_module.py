@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 import ledger
 from ledger import _native, _native_py
 
-PUBLIC = ["consistency_proof", "get_threads", "inclusion_proof", "merkle_root", "set_threads",
-          "sha256_batch", "verify", "verify_batch"]
+PUBLIC = ["consistency_proof", "get_threads", "inclusion_proof", "merkle_root",
+          "reset_after_fork", "set_threads", "sha256_batch", "verify", "verify_batch"]
 
 
 def test_twin_has_the_extension_functions_with_the_same_parameters() -> None:
@@ -71,3 +74,30 @@ def test_verify_batch_releases_the_gil() -> None:
         _native.set_threads(0)
     assert result == [[True] * n]
     assert spins > 1000
+
+
+FORK_CHILD = """
+import os
+import ledger
+from ledger import _native
+key = ledger.SigningKey(bytes(32))
+n = 2000
+batch = ([b"m"] * n, [key.sign(b"m")] * n, [key.public] * n)
+assert _native.verify_batch(*batch) == [True] * n  # the parent's pool is running
+pid = os.fork()
+if pid == 0:
+    ok = _native.verify_batch(*batch) == [True] * n and _native.get_threads() == 1
+    _native.set_threads(2)  # a fresh pool works in the child
+    ok = ok and _native.verify_batch(*batch) == [True] * n
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_forked_child_does_not_wait_for_the_parents_threads() -> None:
+    """Without `reset_after_fork` (registered by `ledger._accel`), the child hangs forever."""
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD], cwd=Path(__file__).resolve().parents[3],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
