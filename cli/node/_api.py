@@ -186,7 +186,7 @@ class Api:
                 txs.append(Transaction.decode(raw))
             except DecodeError as exc:
                 raise ApiError(400, exc.code, f"transaction {i}: {exc.message}") from exc
-        verdicts = self.node.submit(txs)
+        verdicts = await self.node.submit(txs)
         results = [{"tx_id": v.tx_id.hex(), "accepted": v.ok, "status": "pending" if v.ok
                     else "rejected", "code": v.code, "reason": v.reason} for v in verdicts]
         accepted = sum(1 for v in verdicts if v.ok)

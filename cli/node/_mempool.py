@@ -63,6 +63,7 @@ class Mempool:
         self._txs: dict[bytes, Transaction] = {}  # insertion order = arrival order
         self._by_signer: dict[bytes, dict[int, bytes]] = {}
         self._by_raw: dict[bytes, Transaction] = {}  # wire bytes -> admitted transaction
+        self._run_end: dict[bytes, int] = {}  # signer -> end of its contiguous pending run
         self._bytes = 0
         self._rejected: OrderedDict[bytes, Rejection] = OrderedDict()
         self._max_rejected = recent_rejections
@@ -104,8 +105,14 @@ class Mempool:
                                  removed_committed=self._removed)
 
     # -- admission ----------------------------------------------------------------------------
-    def add(self, txs: Sequence[Transaction]) -> list[Admission]:
-        """Admit what passes; one verdict per transaction, in order."""
+    def add(self, txs: Sequence[Transaction], *,
+            signatures_ok: Sequence[bool] | None = None) -> list[Admission]:
+        """Admit what passes; one verdict per transaction, in order.
+
+        `signatures_ok[i]`, when given, is the verdict of `ledger.verify_transactions` on
+        `txs[i]` computed by the caller (e.g. in a worker thread); otherwise the signatures of
+        the transactions that pass the other checks are verified here, in one batch.
+        """
         verdicts: list[Admission | None] = []
         fresh: list[int] = []
         for i, tx in enumerate(txs):
@@ -114,7 +121,10 @@ class Mempool:
             if early is None:
                 fresh.append(i)
         if fresh:
-            sig_ok = verify_transactions([txs[i] for i in fresh])
+            if signatures_ok is not None:
+                sig_ok = [signatures_ok[i] for i in fresh]
+            else:
+                sig_ok = verify_transactions([txs[i] for i in fresh])
             for i, ok in zip(fresh, sig_ok, strict=True):
                 tx = txs[i]
                 if not ok:
@@ -157,8 +167,11 @@ class Mempool:
                                 f"another transaction with nonce {tx.nonce} from this signer "
                                 "is pending", remember=False)
         contiguous = state_next
-        while contiguous in pending:
-            contiguous += 1
+        if tx.nonce > state_next + self.max_nonce_gap:  # only then is the run's end needed
+            contiguous = max(state_next, self._run_end.get(tx.signer, 0))
+            while contiguous in pending:
+                contiguous += 1
+            self._run_end[tx.signer] = contiguous
         if tx.nonce > contiguous + self.max_nonce_gap:
             return self._reject(tx.tx_id, "nonce_too_far",
                                 f"nonce {tx.nonce} is more than {self.max_nonce_gap} ahead of "
@@ -230,6 +243,7 @@ class Mempool:
                 pending.pop(tx.nonce, None)
                 if not pending:
                     del self._by_signer[tx.signer]
+                    self._run_end.pop(tx.signer, None)
             if committed:
                 self._removed += 1
 
