@@ -14,10 +14,20 @@ import logging
 import libp2p  # noqa: F401 - importing it runs its logging setup, which we then override
 
 LIBP2P_LOGGER = "libp2p"
+_routed = False
 
 
-def route_libp2p_logging(level: int | str = logging.ERROR) -> None:
-    """Send libp2p's records to the root logger's handlers, keeping those at `level` or above."""
+def route_libp2p_logging(level: int | str | None = None) -> None:
+    """Send libp2p's records to the root logger's handlers, keeping those at `level` or above.
+
+    `level=None` (what `open_host` passes) keeps a level chosen by an earlier call (the node's
+    configuration), and uses ERROR the first time."""
+    global _routed
+    if level is None:
+        if _routed:
+            return
+        level = logging.ERROR
+    _routed = True
     logger = logging.getLogger(LIBP2P_LOGGER)
     logger.handlers.clear()
     logger.setLevel(level)
