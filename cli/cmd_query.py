@@ -370,6 +370,51 @@ def passport_show(ident: str, home: Path | None, node_url: str | None, json_mode
     emit(d, json_mode, render)
 
 
+@passport.command("verify")
+@click.argument("ident")
+@click.argument("path")
+@click.option("--value", "value_json", required=True, help="the disclosed value, as JSON")
+@click.option("--salt", "salt_hex", required=True, help="the disclosed salt, hex")
+@home_option
+@json_option
+def passport_verify(ident: str, path: str, value_json: str, salt_hex: str, home: Path | None,
+                    node_url: str | None, json_mode: bool) -> None:
+    """check a disclosed restricted attribute against the commitment on the ledger.
+
+    Anyone can run it: the entitled organisation shows (value, salt), from `passport show --as
+    ORG --key ORG.key --json`; the ledger holds only the commitment.
+
+    example: partledger passport verify pp-ebike-2 dismantling.instructions --value '{"uri":
+    "https://…"}' --salt 0a1b… --home DIR
+    """
+    import json
+
+    from ledger.provenance import _query
+    from ledger.provenance._epcis import from_json
+    from ledger.provenance._passport import commitment
+
+    try:
+        value = from_json(json.loads(value_json))
+        salt = bytes.fromhex(salt_hex)
+    except ValueError as exc:
+        fail(f"--value must be JSON and --salt hex ({exc})", code=EXIT_USAGE,
+             json_mode=json_mode)
+    d = run_query(home, node_url, json_mode, lambda r: _query.passport_show(r, ident),
+                  f"/v1/passports/{_quote(ident)}")
+    item = next((a for a in d["attributes"] if a["path"] == path), None)
+    if item is None or "commitment" not in item:
+        fail(f"passport {d['passportId']} has no restricted attribute {path}",
+             json_mode=json_mode)
+    ok = commitment(value, salt).hex() == item["commitment"]
+    out = {"ok": ok, "passportId": d["passportId"], "path": path,
+           "commitment": item["commitment"]}
+    emit(out, json_mode, lambda o: click.echo(
+        f"{path} of {o['passportId']}: the disclosed value "
+        f"{'matches' if o['ok'] else 'does NOT match'} the commitment on the ledger"))
+    if not ok:
+        raise SystemExit(1)
+
+
 @click.command()
 @home_option
 @json_option

@@ -229,3 +229,17 @@ def test_recall_follows_a_part_after_disassembly(ebike: dict[str, Any], reader: 
     # the frame remelted into the recycled lot carries on into the new frame
     d = Q.recall(reader, [x.frames[0]])
     assert {i["id"] for i in d["endItems"]} == {x.new_frame}
+
+
+def test_passport_verify_a_disclosed_value(ebike: dict[str, Any]) -> None:
+    home = ebike["home_path"]
+    shown = cli("passport", "show", "pp-ebike-3", "--home", str(home), "--as", "circular-alu",
+                "--key", str(home / "consortium" / "circular-alu" / "org.key"))
+    item = next(a for a in shown["attributes"] if a["path"] == "dismantling.instructions")
+    args = ["passport", "verify", "pp-ebike-3", "dismantling.instructions", "--home",
+            str(home), "--salt", item["salt"]]
+    good = cli(*args, "--value", json.dumps(item["value"]))
+    assert good["ok"]
+    forged = {**item["value"], "uri": "https://evil.example.com/"}
+    res = CliRunner().invoke(app, [*args, "--value", json.dumps(forged), "--json"])
+    assert res.exit_code == 1 and json.loads(res.output)["ok"] is False
