@@ -101,3 +101,19 @@ def test_forked_child_does_not_wait_for_the_parents_threads() -> None:
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+def test_no_second_signature_verifier_in_the_code() -> None:
+    """Every Ed25519 check goes through `ledger.verify`/`verify_batch` (docs/signatures.md):
+    only the twin may call libsodium's verification directly."""
+    root = Path(__file__).resolve().parents[3]
+    forbidden = ("crypto_sign_open", "crypto_sign_verify", "VerifyKey(", "verify_key.verify(",
+                 "verify_strict", "Ed25519PublicKey.verify")
+    offenders = []
+    for package in ("ledger", "consensus", "p2p", "cli"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path == root / "ledger" / "_native_py.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            offenders += [f"{path.relative_to(root)}: {word}" for word in forbidden if word in text]
+    assert offenders == []
