@@ -64,9 +64,13 @@ def proposer_for(genesis: Genesis, height: int, round_: int = 0) -> bytes:
     return v[(height + round_) % len(v)]
 
 
-def init_store(path: Any, genesis: Genesis, app: Application) -> Store:
-    """Create and initialise a store for `genesis` (height-0 state from the application)."""
-    store = Store.open(path, genesis=genesis, create=True)
+def init_store(path: Any, genesis: Genesis, app: Application, *,
+               paranoid: bool = False) -> Store:
+    """Create and initialise a store for `genesis` (height-0 state from the application).
+
+    `paranoid` (see `Store.open`): a node passes True, so that a damaged data file is refused
+    instead of being read as if it were good data."""
+    store = Store.open(path, genesis=genesis, create=True, paranoid=paranoid)
     try:
         if not store.initialised:
             store.init(app.genesis_writes(genesis))

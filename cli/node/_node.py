@@ -577,8 +577,9 @@ class Node:
             pending, self._tx_out = self._tx_out, []
             for i in range(0, len(pending), batch_max):
                 chunk = pending[i:i + batch_max]
+                # a validator that is down gets these in proposals (or by sync) instead
                 self.host.broadcast(CH_TX, KIND_TXS, encode_value(chunk),
-                                    to=self.other_validators())
+                                    to=self.other_validators(), connected_only=True)
                 self.counters.txs_fanned_out += len(chunk)
 
     # -- tips and sync ------------------------------------------------------------------------
@@ -589,7 +590,7 @@ class Node:
         if self.byzantine is not None:
             height = self.byzantine.tip_height(height)
         payload = encode_value({"height": height})
-        self.host.broadcast(CH_CONSENSUS, KIND_TIP, payload)
+        self.host.broadcast(CH_CONSENSUS, KIND_TIP, payload, connected_only=True)
 
     async def _announcer(self) -> None:
         interval = self.config.sync.announce_interval_ms / 1000
