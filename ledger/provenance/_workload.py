@@ -70,6 +70,7 @@ class _Actor:
     free: list[str] = field(default_factory=list)          # serial items held, top-level
     products: list[str] = field(default_factory=list)      # assembled, no passport yet
     passports: list[str] = field(default_factory=list)
+    kids: dict[str, list[str]] = field(default_factory=dict)   # product -> installed parts
     counter: int = 0
 
 
@@ -200,6 +201,7 @@ def _one(m: WorkloadModel) -> list[tuple[int, str, dict[str, Any]]]:
         kids = [a.free.pop(rng.randrange(len(a.free))) for _ in range(k)]
         parent = sgtin(a.cp, rng.randrange(500, 600), f"{m.run}{n}p")
         a.products.append(parent)
+        a.kids[parent] = kids
         cq = ([{"epcClass": rng.choice(a.lots), "quantity": "0.25", "uom": "KGM"}]
               if a.lots else [])
         body = m.ev("AssociationEvent", action="ADD", bizStep="assembling",
@@ -246,6 +248,12 @@ def _one(m: WorkloadModel) -> list[tuple[int, str, dict[str, Any]]]:
             (a.index, "CustodyPropose", {"proposalId": pid, "epcs": [moved], "role": "both",
                                          "to": b.name}),
             (b.index, "CustodyAnswer", {"proposalId": pid, "response": "accept"}),
+            (b.index, "ObjectEvent", m.ev(
+                "ObjectEvent", action="OBSERVE", bizStep="receiving",
+                disposition="in_progress", epcList=[moved],
+                readPoint={"id": sgln(b.cp, 1)}, bizLocation={"id": sgln(b.cp, 1)},
+                sourceList=[{"type": "possessing_party",
+                             "source": f"urn:epc:id:pgln:{a.cp}.{'0' * (12 - len(a.cp))}"}])),
         ]
     if r < 0.88 and a.products:
         prod = a.products.pop(rng.randrange(len(a.products)))
@@ -289,6 +297,19 @@ def _one(m: WorkloadModel) -> list[tuple[int, str, dict[str, Any]]]:
             "TransactionEvent", action="ADD", bizStep="shipping", epcList=[linked],
             bizTransactionList=[{"type": "po", "bizTransaction":
                                  f"urn:epcglobal:cbv:bt:{gln(a.cp, 1)}:PO{n}"}]))]
+    if r < 0.99 and a.products:
+        # end of life before sale: take the product apart, parts back to stock
+        prod = a.products.pop(rng.randrange(len(a.products)))
+        parts = a.kids.pop(prod, [])
+        a.free.extend(parts)
+        return [
+            (a.index, "AssociationEvent", m.ev(
+                "AssociationEvent", action="DELETE", bizStep="disassembling", parentID=prod,
+                childEPCs=parts, bizLocation=loc)),
+            (a.index, "ObjectEvent", m.ev(
+                "ObjectEvent", action="DELETE", bizStep="decommissioning", epcList=[prod],
+                bizLocation=loc)),
+        ]
     pool = a.lots + a.free
     return [(a.index, "QualityNotice", {
         "noticeId": f"qn-{m.run}-{a.name}-{n}", "type": "investigation",

@@ -576,3 +576,27 @@ def test_adjacency_spills_to_index_keys_for_hot_lots(led: MemLedger, ev: Ev) -> 
     fwd = Q.trace_forward(led.state, LOT + "HOT")
     assert len(fwd["endItems"]) == n
     assert len(Q.events(led.state, match_any_epc=[LOT + "HOT"])) == 1 + n + CAP_EVENTS + 3
+
+
+@pytest.mark.parametrize(("who", "kind", "body"), [
+    ("obs", "OrgRegister", {"orgId": "q", "key": b"\x09" * 32, "roles": ["member"]}),
+    ("cert", "OrgSetRoles", {"orgId": "cert", "roles": ["certifier", "member"]}),
+    ("obs", "PrefixClaim", {"prefix": "7777777"}),
+    ("obs", "CustodyPropose", {"proposalId": "p", "epcs": [SER + "1"], "role": "both",
+                               "to": "maker"}),
+    ("cert", "CustodyAnswer", {"proposalId": "p", "response": "accept"}),
+    ("maker", "AttestationIssue", {"certId": "c", "subject": "maker", "standard": "x"}),
+    ("recy", "AttestationRevoke", {"certId": "c"}),
+    ("obs", "QualityNotice", {"noticeId": "n", "type": "investigation",
+                              "affected": [SER + "1"]}),
+    ("obs", "QualityNoticeUpdate", {"noticeId": "n", "status": "closed"}),
+    ("cert", "PassportIssue", {"passportId": "p", "subject": SER + "1", "attributes": []}),
+    ("auth", "PassportUpdate", {"passportId": "p", "attributes": []}),
+    ("obs", "PassportStatus", {"passportId": "p", "status": "reused"}),
+    ("cert", "PassportSupersede", {"passportId": "p2", "subject": SER + "1",
+                                   "predecessors": ["p"], "attributes": []}),
+])
+def test_permission_per_kind(led: MemLedger, who: str, kind: str, body: dict[str, Any]) -> None:
+    res = led.submit(who, kind, body)
+    rejected(res, "permission_denied")
+    assert "lacks the permission" in res.reason
