@@ -84,6 +84,7 @@ class HostOptions:
     batch_bytes: int = 1024 * 1024
     inbox_capacity: int = 8192
     outbox_capacity: int = 8192
+    outbox_bytes: int = 64 * 1024 * 1024
     reconnect_min_s: float = 0.1
     reconnect_max_s: float = 5.0
     dial_grace_s: float = 1.0
@@ -144,19 +145,26 @@ class _Counters:
 
 
 class _Outbox:
-    """Messages waiting for one peer on one channel; bounded in count, oldest dropped first."""
+    """Messages waiting for one peer on one channel; bounded in count and bytes, oldest
+    dropped first (a peer that is down must not make this node run out of memory)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, capacity_bytes: int) -> None:
         self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
         self.queue: deque[Message] = deque()
+        self.bytes = 0
         self.nonempty = trio.Event()
 
-    def put(self, msg: Message) -> bool:
-        dropped = False
-        if len(self.queue) >= self.capacity:
-            self.queue.popleft()
-            dropped = True
+    def put(self, msg: Message) -> int:
+        """Queue `msg`; returns how many older messages were dropped to make room."""
+        dropped = 0
+        size = len(msg[1])
+        while self.queue and (len(self.queue) >= self.capacity
+                              or self.bytes + size > self.capacity_bytes):
+            self.bytes -= len(self.queue.popleft()[1])
+            dropped += 1
         self.queue.append(msg)
+        self.bytes += size
         self.nonempty.set()
         return dropped
 
@@ -169,6 +177,7 @@ class _Outbox:
             if out and used + cost > budget_bytes:
                 break
             out.append(self.queue.popleft())
+            self.bytes -= len(payload)
             used += cost
         if not self.queue:
             self.nonempty = trio.Event()
@@ -176,14 +185,15 @@ class _Outbox:
 
 
 class _PeerState:
-    def __init__(self, member: Member, channels: Sequence[str], outbox_capacity: int) -> None:
+    def __init__(self, member: Member, channels: Sequence[str], outbox_capacity: int,
+                 outbox_bytes: int) -> None:
         self.member = member
         self.peer_id = peer_id_for(member.public_key)
         self.connected = trio.Event()
         self.disconnected = trio.Event()
         self.disconnected.set()
         self.generation = 0  # bumped on every new connection: streams of older ones are dead
-        self.outboxes = {ch: _Outbox(outbox_capacity) for ch in channels}
+        self.outboxes = {ch: _Outbox(outbox_capacity, outbox_bytes) for ch in channels}
 
 
 RequestHandler = Callable[[bytes, bytes], Awaitable[bytes]]
@@ -201,7 +211,7 @@ class Host:
         for m in members:
             if m.public_key == key.public:
                 continue
-            ps = _PeerState(m, options.channels, options.outbox_capacity)
+            ps = _PeerState(m, options.channels, options.outbox_capacity, options.outbox_bytes)
             self._peers[m.public_key] = ps
             self._by_id[ps.peer_id] = m.public_key
         self._c = _Counters()
@@ -269,15 +279,20 @@ class Host:
         ps = self._peers.get(peer)
         if ps is None:
             raise KeyError(f"{peer.hex()[:16]} is not a member")
-        if ps.outboxes[channel].put((kind, payload)):
-            self._c.dropped_outbox_full += 1
+        self._c.dropped_outbox_full += ps.outboxes[channel].put((kind, payload))
 
     def broadcast(self, channel: str, kind: str, payload: bytes,
-                  to: Iterable[bytes] | None = None) -> None:
-        """Queue one message for every member (or those in `to`), not for this node."""
+                  to: Iterable[bytes] | None = None, *, connected_only: bool = False) -> None:
+        """Queue one message for every member (or those in `to`), not for this node.
+
+        `connected_only` skips members not connected right now (for messages that are stale
+        by the time a peer comes back, such as tip announcements)."""
         for peer in (self._peers if to is None else to):
-            if peer != self.public_key:
-                self.send(peer, channel, kind, payload)
+            if peer == self.public_key:
+                continue
+            if connected_only and not self.is_connected(peer):
+                continue
+            self.send(peer, channel, kind, payload)
 
     def set_request_handler(self, name: str, handler: RequestHandler) -> None:
         """Serve requests on protocol `name`: `handler(peer, payload) -> response bytes`."""

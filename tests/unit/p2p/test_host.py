@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -196,4 +197,16 @@ def test_Host_stream_handler_refuses_non_member_past_the_handshake(
                 b.send(a.public_key, "consensus", "vote", b"good")
                 assert (await recv(a)).payload == b"good"
                 assert a.statistics().messages_received == 1
+    run(main)
+
+
+def test_Host_outbox_for_an_absent_member_is_bounded_in_bytes() -> None:
+    async def main() -> None:
+        opts = HostOptions(outbox_bytes=10_000)
+        async with mesh(1, opts, members=[KEYS[1]]) as (a,):
+            for _ in range(50):
+                a.send(KEYS[1].public, "tx", "txs", b"x" * 1000)
+            assert a.statistics().dropped_outbox_full == 40
+            a.broadcast("consensus", "tip", b"h", connected_only=True)
+            assert a._peers[KEYS[1].public].outboxes["consensus"].queue == deque()
     run(main)
