@@ -46,4 +46,5 @@ def _after_fork_in_child() -> None:
 
 
 backend, BACKEND_NAME = _load()
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
