@@ -9,13 +9,13 @@ I/O boundary: this package is where a node's disk (through `ledger.Store`), netw
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from cli.node._config import NodeConfig as NodeConfig
 from cli.node._executor import Executor as Executor
 from cli.node._mempool import Mempool as Mempool
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from cli.node._node import Node as Node
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name == "Node":
         from cli.node._node import Node
 
