@@ -107,7 +107,11 @@ def to_json(value: Any, key: str | None = None) -> Any:
 
 
 def event_list(doc: Any) -> list[Any]:
-    """The events of an EPCISDocument, an EPCISQueryDocument, or a bare event."""
+    """The events of an EPCISDocument, an EPCISQueryDocument, or a bare event.
+
+    An event recorded on its own must still say what its extension prefixes (`ex:field`)
+    mean, so the document's own prefix declarations (the maps in its `@context`) are copied
+    into each event that has no `@context` of its own."""
     if not isinstance(doc, dict):
         return []
     if doc.get("type") in EVENT_KINDS:
@@ -115,14 +119,21 @@ def event_list(doc: Any) -> list[Any]:
     body = doc.get("epcisBody")
     if not isinstance(body, dict):
         return []
+    events: list[Any] = []
     if isinstance(body.get("eventList"), list):
-        return list(body["eventList"])
-    qr = body.get("queryResults")
-    if isinstance(qr, dict) and isinstance(qr.get("resultsBody"), dict):
-        ev = qr["resultsBody"].get("eventList")
-        if isinstance(ev, list):
-            return list(ev)
-    return []
+        events = list(body["eventList"])
+    else:
+        qr = body.get("queryResults")
+        if isinstance(qr, dict) and isinstance(qr.get("resultsBody"), dict):
+            ev = qr["resultsBody"].get("eventList")
+            if isinstance(ev, list):
+                events = list(ev)
+    ctx = doc.get("@context")
+    maps = [c for c in (ctx if isinstance(ctx, list) else [ctx]) if isinstance(c, dict) and c]
+    if maps:
+        events = [{**e, "@context": maps} if isinstance(e, dict) and "@context" not in e
+                  else e for e in events]
+    return events
 
 
 def event_to_tx(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -119,3 +119,14 @@ def test_import_export_import_gives_the_same_events() -> None:
                 for e in d["epcisBody"]["eventList"]]
     assert strip(exported) == strip(again)
     assert len(strip(exported)) >= len(ok_events)
+
+
+def test_document_prefixes_travel_with_each_event() -> None:
+    doc = _doc("Example_9.6.1-ObjectEvent.jsonld")
+    evs = event_list(doc)
+    assert all(e["@context"] == [{"example": "http://ns.example.com/epcis/"}] for e in evs)
+    g, keys = make_genesis([("importer", ("validator", "member"))], seed=b"ctx")
+    led = MemLedger(g, keys)
+    _import(led, doc)
+    out = export_document(led.state, creation_ms=0)
+    assert all("@context" in e for e in out["epcisBody"]["eventList"])
