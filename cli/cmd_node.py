@@ -26,8 +26,9 @@ def node() -> None:
 
 
 @node.command("init")
-@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="node home directory to create or complete")
+@click.option("--home", required=True, envvar="PARTLEDGER_HOME",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="node home directory to create or complete (or $PARTLEDGER_HOME)")
 @click.option("--genesis", "genesis_path", type=click.Path(dir_okay=False, path_type=Path),
               help="the consortium's genesis file (copied into the home)")
 @click.option("--node-key", type=click.Path(dir_okay=False, path_type=Path),
@@ -101,8 +102,9 @@ def init(home: Path, genesis_path: Path | None, node_key: Path | None, org_key: 
 
 
 @node.command("start")
-@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="node home directory (see `node init`)")
+@click.option("--home", required=True, envvar="PARTLEDGER_HOME",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="node home directory, see `node init` (or $PARTLEDGER_HOME)")
 def start(home: Path) -> None:
     """run the node until SIGINT or SIGTERM.
 
