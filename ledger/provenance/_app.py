@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ledger._app import BlockContext, Execution, StateReader, TxResult
-from ledger._codec import decode, encode
+from ledger._codec import decode_trusted, encode
 from ledger._crypto import sha256
 from ledger._tx import Transaction
 from ledger.errors import DecodeError, ValidationError
@@ -98,7 +98,7 @@ class _St:
                 v = self.cache.get(key, _MISS)
                 if v is _MISS:
                     raw = self.base.get(key)
-                    v = None if raw is None else decode(raw)
+                    v = None if raw is None else decode_trusted(raw)
                     self.cache[key] = v
         return v
 

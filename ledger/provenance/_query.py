@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ledger._codec import decode
+from ledger._codec import decode_trusted
 from ledger.errors import ValidationError
 from ledger.provenance import _keys as K
 from ledger.provenance._ids import id_key
@@ -31,7 +31,7 @@ class Reader(Protocol):
 
 def _get(r: Reader, key: bytes) -> Any:
     raw = r.get(key)
-    return None if raw is None else decode(raw)
+    return None if raw is None else decode_trusted(raw)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -59,7 +59,7 @@ def _label(r: Reader, key: str) -> str:
 
 
 def _edges(r: Reader, rel: bytes, key: str) -> list[tuple[str, Any]]:
-    return [(K.tail(k), decode(v)) for k, v in r.iter_prefix(K.edge_prefix(rel, key))]
+    return [(K.tail(k), decode_trusted(v)) for k, v in r.iter_prefix(K.edge_prefix(rel, key))]
 
 
 def _intervals(v: Any) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ def _node_edges(r: Reader, key: str, o: Any, group: bytes) -> list[tuple[str, st
     if o.get("gs"):
         for k, v in r.iter_prefix(K.node_prefix(group, key)):
             rel, tail = K.split_edge(k)
-            out.append((rel.decode(), tail, decode(v)))
+            out.append((rel.decode(), tail, decode_trusted(v)))
     return out
 
 
@@ -126,7 +126,7 @@ def _event_ids(r: Reader, key: str, o: Any) -> dict[str, int | None]:
         found[eid] = n
     if o.get("xs"):
         for k, v in r.iter_prefix(K.obj_event_prefix(key)):
-            found[decode(v)] = int.from_bytes(k[-8:], "big")
+            found[decode_trusted(v)] = int.from_bytes(k[-8:], "big")
     for group in (K.UP, K.DOWN):
         for rel, tail, p in _node_edges(r, key, o, group):
             if rel in ("df", "dt"):
@@ -418,7 +418,7 @@ def passport_show(r: Reader, ident: str, *, as_org: str | None = None,
         attrs.append(item)
     history = []
     for _, raw in r.iter_prefix(b"ph/" + pid.encode() + K.SEP):
-        h = decode(raw)
+        h = decode_trusted(raw)
         history.append({"change": h["change"], "by": h["by"], "status": h["status"],
                         "height": h["h"], "time": _iso(h["t"]),
                         "paths": [a["path"] for a in h["attrs"]]})
@@ -459,7 +459,7 @@ def events(r: Reader, *, match_any_epc: Sequence[str] = (), eq_biz_step: Sequenc
             seqs.update(_object_event_seqs(r, id_key(ident)))
         eids: Iterable[str] = (seqs[s] for s in sorted(seqs))
     else:
-        eids = (decode(v) for _, v in r.iter_prefix(b"es/"))
+        eids = (decode_trusted(v) for _, v in r.iter_prefix(b"es/"))
     steps = set(eq_biz_step)
     locs = {id_key(x) for x in eq_biz_location}
     types = set(event_type)

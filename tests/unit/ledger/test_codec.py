@@ -85,3 +85,18 @@ def test_codec_encode_refuses_with_decode_error(value: object, code: str) -> Non
     with pytest.raises(DecodeError) as e:
         encode(value)
     assert e.value.code == code
+
+
+@given(values)
+def test_codec_decode_trusted_agrees_on_canonical_bytes(value: object) -> None:
+    from ledger._codec import decode_trusted
+
+    raw = encode(value)
+    assert decode_trusted(raw) == decode(raw)
+
+
+def test_codec_decode_trusted_refuses_garbage_cleanly() -> None:
+    from ledger._codec import decode_trusted
+
+    with pytest.raises(DecodeError):
+        decode_trusted(b"\xc1")
