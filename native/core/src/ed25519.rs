@@ -15,6 +15,7 @@
 //! `docs/signatures.md` explains the choice.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -121,6 +122,33 @@ fn decode_key_negated(pk: &[u8; 32]) -> Option<EdwardsPoint> {
     CompressedEdwardsY(*pk).decompress().map(|a| -a)
 }
 
+/// Decoded keys of recent signers. A consortium has a handful of signing keys (members and
+/// validators) whose signatures arrive one or a few at a time, and decoding a key costs about a
+/// fifth of a verification. Decoding is a pure function of the 32 bytes and entries are matched
+/// on all 32, so the cache can change no verdict. Direct-mapped: a collision just decodes again.
+type CachedKey = Option<([u8; 32], EdwardsPoint)>;
+static KEY_CACHE: Mutex<Vec<CachedKey>> = Mutex::new(Vec::new());
+const KEY_CACHE_SLOTS: usize = 256;
+
+fn decode_key_negated_cached(pk: &[u8; 32]) -> Option<EdwardsPoint> {
+    let slot = usize::from(pk[0]) % KEY_CACHE_SLOTS;
+    {
+        let cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some((key, point))) = cache.get(slot) {
+            if key == pk {
+                return Some(*point);
+            }
+        }
+    }
+    let point = decode_key_negated(pk)?;
+    let mut cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() < KEY_CACHE_SLOTS {
+        cache.resize(KEY_CACHE_SLOTS, None);
+    }
+    cache[slot] = Some((*pk, point));
+    Some(point)
+}
+
 /// Step 6 up to the encoding: `[S]B − [k]A` with `k = SHA-512(R ‖ A ‖ M) mod l`.
 fn recompute_r(
     message: &[u8],
@@ -142,7 +170,7 @@ pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
     let Some((pk, r_bytes, s)) = precheck(signature, public_key) else {
         return false;
     };
-    let Some(minus_a) = decode_key_negated(pk) else {
+    let Some(minus_a) = decode_key_negated_cached(pk) else {
         return false;
     };
     recompute_r(message, pk, r_bytes, &s, &minus_a)
@@ -152,7 +180,8 @@ pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
 }
 
 /// The verdicts of `verify` on every signature, computed with two shortcuts that cannot change
-/// a verdict: each distinct key is decoded once (decoding is a pure function of its bytes), and
+/// a verdict: each distinct key is decoded once (decoding is a pure function of its bytes, and
+/// recent keys come from `KEY_CACHE`), and
 /// the recomputed points are encoded together with one shared field inversion
 /// (`compress_batch_alloc`, which yields the same canonical bytes as `compress`). Every
 /// signature is still checked against its own equation; nothing is combined across signatures.
@@ -177,7 +206,7 @@ pub fn verify_each(
             continue;
         };
         let slot = *slots.entry(*pk).or_insert_with(|| {
-            keys.push(decode_key_negated(pk));
+            keys.push(decode_key_negated_cached(pk));
             keys.len() - 1
         });
         let Some(minus_a) = keys[slot] else {
@@ -270,6 +299,39 @@ mod tests {
         assert_eq!(out, vec![true, false, false, false, false, false, true]);
         let mut empty: Vec<bool> = vec![];
         verify_each(&[], &[], &[], &mut empty);
+    }
+
+    #[test]
+    fn key_cache_never_confuses_keys() {
+        // two keys in the same slot (same first byte), used alternately
+        let pk1 = hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+        let sig1 = hex(
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        );
+        let a2 = EdwardsPoint::mul_base(&Scalar::from(3u64)).compress();
+        let mut found = None;
+        for i in 1u64..5000 {
+            let p = EdwardsPoint::mul_base(&Scalar::from(i)).compress();
+            if p.as_bytes()[0] == pk1[0] {
+                found = Some(p);
+                break;
+            }
+        }
+        let pk2 = found.unwrap_or(a2);
+        assert_eq!(pk2.as_bytes()[0], pk1[0]);
+        for _ in 0..3 {
+            assert!(verify(&[0x72], &sig1, &pk1));
+            assert!(!verify(&[0x72], &sig1, pk2.as_bytes()));
+            assert_eq!(
+                decode_key_negated_cached(pk2.as_bytes()),
+                decode_key_negated(pk2.as_bytes())
+            );
+            assert_eq!(
+                decode_key_negated_cached(&pk1.clone().try_into().unwrap()),
+                decode_key_negated(&pk1.clone().try_into().unwrap())
+            );
+        }
     }
 
     #[test]
