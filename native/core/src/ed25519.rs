@@ -132,8 +132,8 @@ const KEY_CACHE_SLOTS: usize = 256;
 
 fn decode_key_negated_cached(pk: &[u8; 32]) -> Option<EdwardsPoint> {
     let slot = usize::from(pk[0]) % KEY_CACHE_SLOTS;
-    {
-        let cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    // never wait for the lock: a busy cache (or one locked at fork time) just means decoding
+    if let Some(cache) = try_lock_cache() {
         if let Some(Some((key, point))) = cache.get(slot) {
             if key == pk {
                 return Some(*point);
@@ -141,12 +141,21 @@ fn decode_key_negated_cached(pk: &[u8; 32]) -> Option<EdwardsPoint> {
         }
     }
     let point = decode_key_negated(pk)?;
-    let mut cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() < KEY_CACHE_SLOTS {
-        cache.resize(KEY_CACHE_SLOTS, None);
+    if let Some(mut cache) = try_lock_cache() {
+        if cache.len() < KEY_CACHE_SLOTS {
+            cache.resize(KEY_CACHE_SLOTS, None);
+        }
+        cache[slot] = Some((*pk, point));
     }
-    cache[slot] = Some((*pk, point));
     Some(point)
+}
+
+fn try_lock_cache() -> Option<std::sync::MutexGuard<'static, Vec<CachedKey>>> {
+    match KEY_CACHE.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Step 6 up to the encoding: `[S]B − [k]A` with `k = SHA-512(R ‖ A ‖ M) mod l`.
