@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 NATIVE_SRC := $(shell find native -name '*.rs' -o -name 'Cargo.toml' | grep -v target)
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test lint typecheck pytest sim soak fuzz bench clean system-deps
+.PHONY: all venv demo test lint typecheck pytest sim soak fuzz bench bench-smoke clean system-deps
 
 all: test
 
@@ -51,7 +51,10 @@ fuzz: venv
 	$(BIN)/python -m tests.fuzz.run --seconds 60 --jobs 2
 
 bench: venv
-	$(BIN)/python bench/native.py
+	$(BIN)/python bench/run_all.py --runs 3 --out /tmp/partledger-bench/results.json
+
+bench-smoke: venv
+	$(BIN)/python bench/run_all.py --smoke
 
 clean:
 	rm -rf $(VENV) native/target build dist
