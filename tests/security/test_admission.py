@@ -135,3 +135,37 @@ def test_byzantine_switch_refused_outside_test_mode(tmp_path: Path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     print(f"\n{last}")
     assert "PARTLEDGER_TEST_MODE=1" in last and "Traceback" not in proc.stderr
+
+
+def test_outsider_cannot_sync_from_a_real_node_but_a_member_can(net: Devnet) -> None:
+    """Sync is a request protocol behind the same member handshake as consensus: a key that
+    is not in the genesis gets no block, the (idle) observer member gets sealed blocks."""
+    import trio
+
+    from ledger import Block, Seal, decode, encode
+    from p2p import Member, open_host
+
+    v = net.validators[0]
+    target = read_key_file(v.home / "keys" / "node.key").public
+    roster = [Member(public_key=target, addrs=(v.p2p.split("/p2p/")[0],))]
+    member = read_key_file(next(n for n in net.nodes if n.observer).home / "keys" / "node.key")
+    ask = encode({"from": 1, "to": 3})
+    got: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with open_host(SigningKey.generate(), roster) as outsider:
+            with trio.move_on_after(3):  # it never gets connected
+                await outsider.wait_connected(target)
+            assert not outsider.is_connected(target)
+            with pytest.raises(ConnectionError):
+                await outsider.request(target, "sync", ask, timeout_s=10)
+        async with open_host(member, roster) as h:
+            with trio.fail_after(30):
+                await h.wait_connected(target)
+            got["items"] = decode(await h.request(target, "sync", ask, timeout_s=30))
+
+    trio.run(main)
+    items = got["items"]
+    assert isinstance(items, list) and len(items) >= 1
+    block, seal = Block.decode(items[0][0]), Seal.decode(items[0][1])
+    assert block.height == 1 and seal.block_hash == block.hash
