@@ -291,12 +291,12 @@ class Core:
         self._first: dict[tuple[bytes, int, str], tuple[bytes, Vote]] = {}
         self._reported: set[tuple[bytes, int, str]] = set()
         self._seen: set[bytes] = set()
-        self._sync_asked: set[tuple[int, bytes | None]] = set()
+        self._sync_triggers: dict[bytes | None, int] = {}
+        self._decided_seen: dict[bytes, Decided] = {}
         self._ahead: dict[bytes, int] = {}
         self._ahead_any: set[bytes] = set()
         self._round_senders: dict[int, set[bytes]] = {}
         self._last_rc: bytes | None = None
-        self._block_sync_asked = False
 
     def _go(self, event: Event) -> None:
         self._step = _state.transition(self._step, event)
@@ -312,6 +312,10 @@ class Core:
             self._c["dropped_malformed"] += 1
             return
         digest = sha256(data)
+        again = self._decided_seen.get(digest)
+        if again is not None:  # a repeated catch-up hint is a new reason to fetch the block
+            self._on_decided(again, digest, out)
+            return
         if digest in self._seen:
             self._c["duplicates"] += 1
             stuck = self._old_rcs.get(digest)
@@ -330,7 +334,7 @@ class Core:
             self._c["dropped_wrong_chain"] += 1
             return
         if isinstance(msg, Decided):
-            self._on_decided(msg, out)
+            self._on_decided(msg, digest, out)
             return
         if msg.sender not in self._vset:
             self._c["dropped_non_validator"] += 1
@@ -413,11 +417,13 @@ class Core:
             self._request_sync(msg.sender, out)
 
     def _request_sync(self, peer: bytes | None, out: list[Action]) -> None:
-        """At most one sync request per (height, round) of ours and peer hint."""
-        key = (self._round, peer)
-        if key in self._sync_asked or len(self._sync_asked) > 2 * self.config.n:
+        """Ask for blocks on the 1st, 2nd, 4th, 8th, ... reason to, per peer and height: a lost
+        request is retried without flooding, independently of how long our rounds last (the
+        simulator found a laggard whose only request was lost, waiting out a 6-minute round)."""
+        count = self._sync_triggers.get(peer, 0) + 1
+        self._sync_triggers[peer] = count
+        if count & (count - 1):
             return
-        self._sync_asked.add(key)
         self._c["sync_requests"] += 1
         out.append(RequestSync(from_height=self._height,
                                peer_hint=None if peer == self._me else peer))
@@ -628,10 +634,8 @@ class Core:
                                       votes=[(v.sender, v.sig) for v in commits])
                     self._decide(block_hash, seal, out)
                     return
-                if not self._block_sync_asked:
-                    self._block_sync_asked = True
-                    others = sorted(v.sender for v in commits if v.sender != self._me)
-                    self._request_sync(others[0] if others else None, out)
+                others = sorted(v.sender for v in commits if v.sender != self._me)
+                self._request_sync(others[0] if others else None, out)
 
     def _send_commit(self, block_hash: bytes, out: list[Action]) -> None:
         round_ = self._round
@@ -734,7 +738,6 @@ class Core:
             for r in [r for r in table if r < round_]:
                 del table[r]
         self._sent = {k: v for k, v in self._sent.items() if k[0] >= round_}
-        self._sync_asked.clear()
         for r in [r for r in self._round_senders if r < round_]:
             del self._round_senders[r]
         self._last_rc = None
@@ -843,12 +846,15 @@ class Core:
             return False
         return True
 
-    def _on_decided(self, d: Decided, out: list[Action]) -> None:
+    def _on_decided(self, d: Decided, digest: bytes, out: list[Action]) -> None:
         if d.height < self._height:
             self._c["dropped_old_height"] += 1
             return
-        if not self._seal_ok(d.height, d.block_hash, d.seal):
-            return
+        if digest not in self._decided_seen:
+            if not self._seal_ok(d.height, d.block_hash, d.seal):
+                return
+            if len(self._decided_seen) < 4 * self.config.n:
+                self._decided_seen[digest] = d
         if d.height == self._height and d.block_hash in self._blocks:
             self._decide(d.block_hash, d.seal, out)
         else:

@@ -19,12 +19,15 @@ def _options(seed: int, **kw: object) -> Options:
 
 
 def test_scenario_honest_nodes_crashing_mid_step_never_equivocate_or_fork() -> None:
+    crashes = 0
     for seed in range(25):
         o = _options(seed, crash_mean_ms=150, down_mean_ms=300, crash_mid_step=True,
                      safety_ms=8_000, heights=12, loss=0.05)
         r = Cluster(o).run()
         assert r.ok, (seed, r.violations)
-        assert r.crashes >= 3 and r.min_height >= 2
+        assert r.min_height >= 2
+        crashes += r.crashes
+    assert crashes >= 50
 
 
 def test_scenario_silent_proposer_is_skipped_by_round_change() -> None:

@@ -334,13 +334,16 @@ def test_Core_far_future_message_requests_sync_near_future_is_buffered() -> None
     assert core.statistics().buffered_future == 1
     out = recv(core, prep(k[1], 9, 0, sha256(b"x")))
     assert RequestSync(from_height=1, peer_hint=k[1].public) in out
-    # once per (round, peer); a forged far-future message triggers nothing
-    assert not [a for a in recv(core, prep(k[1], 9, 1, sha256(b"x"))) if isinstance(a, RequestSync)]
+    # retried with back-off: on the 1st, 2nd, 4th, 8th reason per peer
+    asked = [bool([a for a in recv(core, prep(k[1], 9, r, sha256(b"x")))
+                   if isinstance(a, RequestSync)]) for r in range(1, 8)]
+    assert asked == [True, False, True, False, False, False, True]
+    # a forged far-future message triggers nothing
     forged = Prepare(chain=CHAIN, height=9, round=0, sender=k[2].public,
                      block_hash=sha256(b"x"), sig=bytes(64))
     assert not [a for a in core.step(MessageReceived(msg=forged.encode()))
                 if isinstance(a, RequestSync)]
-    assert core.statistics().sync_requests == 1
+    assert core.statistics().sync_requests == 4
 
 
 def test_Core_f_plus_1_round_changes_at_a_higher_height_request_sync() -> None:
@@ -539,3 +542,17 @@ def test_Core_laggard_reannouncing_its_round_gets_the_seal_again() -> None:
     for _ in range(3):  # the same bytes, re-announced: each time the seal goes back
         sends = [a for a in recv(core, stuck) if isinstance(a, Send)]
         assert len(sends) == 1 and isinstance(decode_message(sends[0].msg), Decided)
+
+
+def test_Core_repeated_decided_hint_retries_sync() -> None:
+    # found by the simulator (seed 529824): the laggard's one sync request was lost and every
+    # later identical DECIDED was dropped as a duplicate, for ever
+    k = keys(4)
+    core = started(4, 0)
+    blk = block(1, 0)
+    hint = Decided(chain=CHAIN, height=1, block_hash=sha256(blk), sender=k[1].public,
+                   seal=_seal(1, blk, k[1:4])).encode()
+    asked = [bool([a for a in core.step(MessageReceived(msg=hint)) if isinstance(a, RequestSync)])
+             for _ in range(4)]
+    assert asked == [True, True, False, True]
+    assert core.statistics().dropped_bad_seal == 0
