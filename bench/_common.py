@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import statistics
+import struct
 import sys
 import time
 import uuid
@@ -188,7 +189,7 @@ def event_body(agent: Agent, serial: str, rng: random.Random) -> dict[str, Any]:
             "epcList": epcs, "bizLocation": loc, "readPoint": loc}
 
 
-def _sign_range(args: tuple[bytes, list[tuple[bytes, str, int, int]], int, str]
+def _sign_range(args: tuple[bytes, list[tuple[bytes, str, int, int]], str, str]
                 ) -> list[tuple[bytes, bytes]]:
     """Worker: sign `count` events for each (agent seed, prefix, first nonce, count)."""
     from ledger import SigningKey, Transaction
@@ -199,7 +200,7 @@ def _sign_range(args: tuple[bytes, list[tuple[bytes, str, int, int]], int, str]
     for agent_seed, prefix, first, count in jobs:
         a = Agent(SigningKey(agent_seed), 0, prefix)
         for n in range(first, first + count):
-            body = event_body(a, f"{tag}{agent_seed[:3].hex()}n{n}", rng)
+            body = event_body(a, f"{tag}{agent_seed[:6].hex()}n{n}", rng)
             tx = Transaction.create(a.key, chain=chain, kind="ObjectEvent", body=body, nonce=n)
             out.append((tx.encode(), tx.tx_id))
     return out
@@ -214,6 +215,7 @@ class EventSource:
         self.chain, self.agents, self.tag = chain, list(agents), tag
         self.next_nonce = [0] * len(agents)
         self.carry: list[tuple[int, bytes, bytes]] = []  # signed, never sent: go first
+        self._calls = 0
         self._agent_of: dict[bytes, tuple[int, bytes]] = {}
 
     def give_back(self, raws: Iterable[bytes]) -> None:
@@ -232,7 +234,9 @@ class EventSource:
         jobs = [(a.key.seed, a.prefix, self.next_nonce[i], per[i])
                 for i, a in enumerate(self.agents)]
         chunks = [jobs[k::workers] for k in range(workers)]
-        args = [(self.chain, c, k, self.tag) for k, c in enumerate(chunks)]
+        self._calls += 1  # event ids must differ between calls (the app refuses a repeated one)
+        args = [(self.chain, c, f"{self.tag}/{self._calls}/{k}", self.tag)
+                for k, c in enumerate(chunks)]
         if workers > 1 and n > 2000:
             import multiprocessing as mp
 
@@ -261,6 +265,34 @@ class EventSource:
         return carried + out
 
 
+# -- streams of pre-signed transactions, handed to the generator process through a file -----------
+
+_REC = struct.Struct(">II")  # stream index, raw length; then raw bytes and the 32-byte tx id
+
+
+def write_streams(path: Path, streams: Sequence[Sequence[tuple[bytes, bytes]]]) -> None:
+    """Length-prefixed records (a phase's transactions can exceed one msgpack document's
+    size limit, and this is a private hand-over file, not a format)."""
+    with open(path, "wb") as f:
+        for k, stream in enumerate(streams):
+            for raw, tx_id in stream:
+                f.write(_REC.pack(k, len(raw)) + raw + tx_id)
+
+
+def read_streams(path: Path) -> list[list[tuple[bytes, bytes]]]:
+    data = path.read_bytes()
+    out: list[list[tuple[bytes, bytes]]] = []
+    off = 0
+    while off < len(data):
+        k, n = _REC.unpack_from(data, off)
+        off += _REC.size
+        while len(out) <= k:
+            out.append([])
+        out[k].append((data[off:off + n], data[off + n:off + n + 32]))
+        off += n + 32
+    return out
+
+
 # -- the open-loop load generator ------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,7 +302,7 @@ class LoadSpec:
     its own stream (an agent always talks to the same node, so its nonces arrive in order)."""
 
     urls: list[str]
-    streams_file: str  # ledger.encode([[[raw, tx_id], ...] per url])
+    streams_file: str  # see `write_streams`
     rate: float
     start_at: float
     warmup_s: float
@@ -338,10 +370,9 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
 
     import httpx
 
-    from ledger import decode, encode
+    from ledger import encode
 
-    streams_raw = decode(Path(spec.streams_file).read_bytes())
-    streams = [deque((bytes(r), bytes(i)) for r, i in s) for s in streams_raw]
+    streams = [deque(s) for s in read_streams(Path(spec.streams_file))]
     if not spec.start_at:
         import dataclasses
 
@@ -360,14 +391,18 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
     errors: list[str] = []
     t_begin = spec.start_at + spec.warmup_s
     t_end = t_begin + spec.duration_s
-    limits = httpx.Limits(max_connections=4 * spec.max_waiters_per_node + 16,
-                          max_keepalive_connections=4 * spec.max_waiters_per_node + 16)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    # submissions and long-polling waiters use separate clients: a waiter holds its connection
+    # until the batch commits, and must never make a submission queue for a free connection
+    waiter_limits = httpx.Limits(max_connections=n * spec.max_waiters_per_node + 8,
+                                 max_keepalive_connections=n * spec.max_waiters_per_node + 8)
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(
+            max_connections=64 * n, max_keepalive_connections=64 * n)) as client, \
+            httpx.AsyncClient(timeout=120, limits=waiter_limits) as waiter_client:
         tasks: set[asyncio.Task[None]] = set()
 
         async def wait_commit(k: int, ids: list[bytes], t0: float, counted: bool) -> None:
             try:
-                r = await client.post(f"{spec.urls[k]}/v1/txs/status",
+                r = await waiter_client.post(f"{spec.urls[k]}/v1/txs/status",
                                       json={"tx_ids": [i.hex() for i in ids], "wait_ms": 60_000})
                 doc = r.json()
                 t1 = time.time()
