@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -68,3 +69,18 @@ def submit(url: str, txs: list[Transaction]) -> dict[str, Any]:
 def chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(xs), n):
         yield xs[i:i + n]
+
+
+def processes_under(d: Path) -> list[int]:
+    """Node processes whose command line names a home under `d`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(d).encode() in cmd and b"start" in cmd:
+            found.append(int(proc.name))
+    return found

@@ -32,7 +32,7 @@ from cli.node._devnet import (
     stop_devnet,
 )
 from ledger import SigningKey, Transaction, read_key_file
-from tests.node_helpers import chunks, commission_tx, wait_until
+from tests.node_helpers import chunks, commission_tx, processes_under, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -252,21 +252,6 @@ def audit_replay_all(net: Devnet, code: Path = REPO) -> list[dict[str, Any]]:
         assert proc.returncode == 0 and doc["ok"], (n.name, doc, proc.stderr[-2000:])
         out.append(doc)
     return out
-
-
-def processes_under(d: Path) -> list[int]:
-    """Node processes whose command line names a home under `d`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(d).encode() in cmd and b"start" in cmd:
-            found.append(int(proc.name))
-    return found
 
 
 def cleanup(d: Path) -> None:

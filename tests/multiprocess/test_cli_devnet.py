@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.node._devnet import is_node_process
-from tests.multiprocess.test_devnet import processes_under
+from tests.node_helpers import processes_under
 
 REPO = Path(__file__).resolve().parents[2]
 

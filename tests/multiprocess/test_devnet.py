@@ -32,7 +32,7 @@ from cli.node._devnet import (
 )
 from ledger import ConsensusParams, SigningKey, Transaction, read_key_file
 from p2p import Member, encode_frame, open_host, peer_id_for, protocol_for
-from tests.node_helpers import chunks, commission_tx, status, wait_until
+from tests.node_helpers import chunks, commission_tx, processes_under, status, wait_until
 
 CONSENSUS = ConsensusParams(timeout_ms=2000, max_block_txs=1000, block_interval_ms=250)
 REPO = Path(__file__).resolve().parents[2]
@@ -113,21 +113,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         for pid in leftovers:  # a node started by a test that failed before recording it
             kill_node(pid)
         assert not leftovers, f"node processes outlived the devnet: {leftovers}"
-
-
-def processes_under(d: Path) -> list[int]:
-    """Node processes whose command line names a home under `d` (this test's own)."""
-    out = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(d).encode() in cmd and b"start" in cmd:
-            out.append(int(proc.name))
-    return out
 
 
 def _urls(net: Devnet) -> list[str]:
