@@ -132,7 +132,8 @@ class Node:
                              hash_block=self._hash_block)
             persisted = load_consensus_state(home.consensus_dir)
             self.core = Core.restore(persisted, config=cfg, key=node_key,
-                                     committed_height=store.height)
+                                     committed_height=store.height,
+                                     recent_seals=recent_seals(store, cfg.recent_seals))
         self.host: Host | None = None
         self.sync = SyncState()
         self.counters = Counters()
@@ -732,6 +733,18 @@ class Node:
         if self.byzantine is not None:
             out = self.byzantine.sync_items(out)
         return encode_value(out)
+
+
+def recent_seals(store: Store, count: int) -> list[tuple[int, bytes, Seal]]:
+    """`(height, block hash, seal)` of the last `count` stored blocks: a restarted validator
+    hands laggards the seal of a height it decided before the restart (DECIDED) instead of
+    leaving them to wait until it commits again."""
+    out: list[tuple[int, bytes, Seal]] = []
+    for h in range(max(1, store.height - count + 1), store.height + 1):
+        block, seal = store.block(h), store.seal(h)
+        if block is not None and seal is not None:
+            out.append((h, block.hash, seal))
+    return out
 
 
 def rejection_of(v: Admission) -> Rejection:
