@@ -66,6 +66,18 @@ def _status(url: str) -> dict[str, Any]:
     return doc
 
 
+def _round_changes(urls: list[str]) -> int:
+    """Rounds entered after round 0, summed over the nodes (from each node's /metrics)."""
+    import httpx
+
+    total = 0
+    for url in urls:
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("partledger_consensus_round_changes_total "):
+                total += int(float(line.split()[1]))
+    return total
+
+
 def _txs_between(url: str, h0: int, h1: int) -> int:
     """Transactions in blocks h0+1..h1 of the node at `url`."""
     import httpx
@@ -164,12 +176,14 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     spec, handle = start_load(spec)
     time.sleep(max(0.0, spec.start_at + warmup_s - time.time()))
     h0 = _status(urls[0])["height"]
+    rc0 = _round_changes(urls)
     meter = CpuMeter([*pids, handle[0].pid])
     prof = _start_profile(pids, duration_s, profile_dir, name) if profile_dir else []
     t0 = time.monotonic()
     time.sleep(max(0.0, spec.start_at + warmup_s + duration_s - time.time()))
     h1 = _status(urls[0])["height"]
     window = time.monotonic() - t0
+    round_changes = _round_changes(urls) - rc0
     load = meter.stop()
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)
@@ -180,11 +194,11 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     committed = _txs_between(urls[0], h0, h1)
     out = {"tps": committed / window, "blocks": h1 - h0, "window_s": round(window, 2),
            "offered_tps": lg["offered_tps"], "p50_ms": lg["p50_ms"], "p99_ms": lg["p99_ms"],
-           "samples": lg["samples"], "codes": lg["codes"], "n_errors": lg["n_errors"],
+           "samples": lg["samples"], "round_changes": round_changes, "codes": lg["codes"], "n_errors": lg["n_errors"],
            "errors": lg["errors"], "rss_mb": rss, **load}
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
-        f"({out['samples']} samples); cores busy {load['busy_cores']} ours {load['our_cores']} "
+        f"({out['samples']} samples); {round_changes} round changes; cores busy {load['busy_cores']} ours {load['our_cores']} "
         f"foreign {load['foreign_cores']}; rejections {lg['codes']}")
     out["drained"] = _wait_drained(urls, drain_s)
     if not out["drained"]:
@@ -198,7 +212,9 @@ def _start_profile(pids: list[int], duration_s: float, out_dir: Path, name: str)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out_dir.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([py_spy, "record", "-p", str(p), "-d", str(int(duration_s)),
-                              "-r", "50", "--nonblocking", "-f", "raw",
+                              # --gil: only the thread holding the GIL is sampled, so a
+                              # worker thread waiting for it does not count as busy
+                              "-r", "50", "--nonblocking", "--gil", "-f", "raw",
                               "-o", str(out_dir / f"{name}-{i}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, p in enumerate(pids)]

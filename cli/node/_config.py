@@ -66,7 +66,7 @@ class P2PSection:
     inbox_capacity: int = 8192
     outbox_capacity: int = 8192
     tx_batch_max: int = 1000
-    tx_flush_ms: int = 10
+    tx_flush_ms: int = 2
     reconnect_max_ms: int = 5000
 
     @classmethod

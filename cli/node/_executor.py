@@ -82,7 +82,8 @@ class Executor:
         self.store, self.app, self.genesis = store, app, genesis
         self._clock_ms = clock_ms
         self._validators = set(genesis.validators)
-        self._pending: dict[bytes, dict[bytes, bytes | None]] = {}  # block hash -> writes
+        # block hash -> (writes, state root after them), from build/validate, used by commit
+        self._pending: dict[bytes, tuple[dict[bytes, bytes | None], bytes]] = {}
         self._last_time_ms = self._tip_time_ms()
 
     def _tip_time_ms(self) -> int:
@@ -127,7 +128,7 @@ class Executor:
                              tx_count=len(txs), state_root=next_state_root(head.state_root, writes),
                              validators_hash=self.genesis.validators_hash)
         block = Block(header=header, txs=tuple(txs))
-        self._remember(block.hash, writes)
+        self._remember(block.hash, writes, header.state_root)
         return Built(block=block, writes=writes, rejected=rejected)
 
     # -- validators ---------------------------------------------------------------------------
@@ -175,13 +176,14 @@ class Executor:
         if next_state_root(head.state_root, writes) != h.state_root:
             return Verdict(ok=False, code="bad_state_root",
                            reason="the header's state root differs from this node's execution")
-        self._remember(block.hash, writes)
+        self._remember(block.hash, writes, h.state_root)
         return Verdict(ok=True)
 
-    def _remember(self, block_hash: bytes, writes: dict[bytes, bytes | None]) -> None:
+    def _remember(self, block_hash: bytes, writes: dict[bytes, bytes | None],
+                  root: bytes) -> None:
         if len(self._pending) > 16:
             self._pending.clear()
-        self._pending[block_hash] = writes
+        self._pending[block_hash] = (writes, root)
 
     # -- commit -------------------------------------------------------------------------------
     def commit(self, block: Block, seal: Seal) -> Tip:
@@ -192,14 +194,15 @@ class Executor:
                 it; with a valid seal that means the application diverged, so stop).
             StoreError: the store refuses it.
         """
-        writes = self._pending.pop(block.hash, None)
-        if writes is None or block.height != self.head().height + 1:
+        pending = self._pending.pop(block.hash, None)
+        if pending is None or block.height != self.head().height + 1:
             verdict = self.validate(block, check_clock=False)
             if not verdict.ok:
                 raise VerificationError(f"committed block {block.height} does not execute "
                                         f"here: {verdict.reason}", code=verdict.code)
-            writes = self._pending.pop(block.hash)
-        tip = self.store.commit_block(block, seal, writes)
+            pending = self._pending.pop(block.hash)
+        writes, root = pending
+        tip = self.store.commit_block(block, seal, writes, writes_root=root)
         self._last_time_ms = block.header.time_ms
         self._pending.clear()
         return tip

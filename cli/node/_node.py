@@ -71,6 +71,10 @@ KIND_TXS = "txs"
 SYNC_PROTOCOL = "sync"
 DRIVER_QUEUE_MAX = 20_000
 THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
+# A proposal is sized so that building it takes at most this fraction of the round-0 timeout
+# (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
+PROPOSAL_TIME_FRACTION = 0.1
+PROPOSAL_MIN_TXS = 64
 
 
 @dataclass(slots=True)
@@ -157,6 +161,7 @@ class Node:
         self._ahead_since: float | None = None
         self._block_cache: dict[bytes, Block] = {}
         self._last_commit_mono = time.monotonic()
+        self._tx_cost_s: float | None = None  # wall seconds per transaction executed (EWMA)
         self._stopping = trio.Event()
         self.metrics: Any = None  # cli.node._metrics.NodeMetrics, set by run()
         self.byzantine = Byzantine.from_env(self)  # None unless in test mode (fault tests)
@@ -411,7 +416,8 @@ class Node:
                 return False
             verdict = await self._timed("validate", trio.to_thread.run_sync(
                 lambda: self.executor.validate(block, verified=lambda t: by_id.get(t.tx_id,
-                                                                                  False))))
+                                                                                  False))),
+                                        txs=len(block.txs))
         if not verdict.ok:
             self.counters.proposals_refused += 1
             log.warning("refusing proposal %d/%d: %s", action.height, action.round,
@@ -440,12 +446,34 @@ class Node:
                 raise
         self._after_commit(block)
 
-    async def _timed(self, phase: str, work: Awaitable[T]) -> T:
+    async def _timed(self, phase: str, work: Awaitable[T], *, txs: int = 0) -> T:
+        """Await `work`, recording its duration; with `txs` (executing that many transactions)
+        also the per-transaction cost that sizes this node's proposals."""
         t0 = time.perf_counter()
         result = await work
+        elapsed = time.perf_counter() - t0
         if self.metrics is not None:
-            self.metrics.executor_seconds.labels(phase).observe(time.perf_counter() - t0)
+            self.metrics.executor_seconds.labels(phase).observe(elapsed)
+        if txs >= PROPOSAL_MIN_TXS // 2:
+            cost = elapsed / txs
+            prev = self._tx_cost_s
+            self._tx_cost_s = cost if prev is None else 0.7 * prev + 0.3 * cost
         return result
+
+    def proposal_max_txs(self) -> int:
+        """How many transactions the next proposal may carry: the genesis cap, lowered so that
+        executing the block fits in a fraction of the round timeout at the cost measured here.
+
+        On a loaded machine a block of `max_block_txs` can take longer to build and validate
+        than the round lasts; every validator then times out, the next proposer builds again,
+        and throughput collapses. Sizing blocks by measured time keeps each height well inside
+        its round (the time adapts to the load, the hardware and the workload)."""
+        params = self.genesis.consensus
+        cost = self._tx_cost_s
+        if cost is None or cost <= 0:
+            return params.max_block_txs
+        fit = int(params.timeout_ms / 1000 * PROPOSAL_TIME_FRACTION / cost)
+        return max(min(PROPOSAL_MIN_TXS, params.max_block_txs), min(params.max_block_txs, fit))
 
     def _stored_hash(self, height: int) -> bytes | None:
         b = self.store.block(height)
@@ -522,15 +550,14 @@ class Node:
             await self._build(req)
 
     async def _build(self, req: ev.RequestProposalValue) -> None:
-        params = self.genesis.consensus
         async with self._exec_lock:
             if self.store.height + 1 != req.height:
                 return  # the height moved on while we waited
-            candidates = self.mempool.select(max_txs=params.max_block_txs,
+            candidates = self.mempool.select(max_txs=self.proposal_max_txs(),
                                              max_bytes=self.config.p2p.max_frame_bytes // 2)
             built = await self._timed("build", trio.to_thread.run_sync(
                 lambda: self.executor.build(proposer=self.node_key.public,
-                                            candidates=candidates)))
+                                            candidates=candidates)), txs=len(candidates))
         for r in built.rejected:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1

@@ -98,6 +98,11 @@ def test_Store_commit_block_refuses_bad_blocks(tmp_path: Path) -> None:
         with pytest.raises(StoreError) as e:
             s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), {})
         assert e.value.code == "store_bad_state_root"
+        # the caller's precomputed root of the writes is checked against the header too
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), {},
+                           writes_root=b"\2" * 32)
+        assert e.value.code == "store_bad_state_root"
         with pytest.raises(StoreError) as e:
             s.commit_block(blk, seal3, {})
         assert e.value.code == "store_bad_seal"
