@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 
+from ledger import _accel, _native_py
 from ledger.errors import DecodeError, UnknownVersionError
 
 MAX_DEPTH = 32
@@ -89,9 +90,23 @@ def _canonical_other(value: Any, depth: int) -> Any:
 def encode(value: Any) -> bytes:
     """Encode `value` canonically.
 
+    The native backend encodes values made of the exact built-in types in one pass
+    (`canonical_encode`, same bytes); it answers None for anything else, which then takes the
+    Python path below (the reference), so errors are raised here either way.
+
     Raises:
         DecodeError: the value holds something outside the profile (a float, a big int, ...).
     """
+    backend = _accel.backend
+    if backend is not _native_py:
+        fast: bytes | None = backend.canonical_encode(value)
+        if fast is not None:
+            return fast
+    return encode_python(value)
+
+
+def encode_python(value: Any) -> bytes:
+    """`encode` on the pure-Python path (the reference the native path is tested against)."""
     data: bytes = _packer.pack(_canonical(value, 0))
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DecodeError(f"document of {len(data)} bytes exceeds {MAX_DOCUMENT_BYTES}", code="too_big")
@@ -119,6 +134,8 @@ def _check_types(value: Any, depth: int) -> None:
         raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels", code="too_deep")
     if isinstance(value, float):
         raise DecodeError("floats are not allowed", code="float")
+    if isinstance(value, msgpack.Timestamp):  # the one extension msgpack decodes by itself
+        raise DecodeError("extension type -1 (timestamp) is not allowed", code="ext_type")
     if isinstance(value, dict):
         for v in value.values():
             _check_types(v, depth + 1)
@@ -133,6 +150,11 @@ def _check_types(value: Any, depth: int) -> None:
 def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """Decode canonical bytes; refuse anything that is not the one encoding of its value.
 
+    The native backend first checks the bytes against the whole profile in one pass
+    (`canonical_check`, true exactly when `decode_python` accepts them); canonical bytes are
+    then unpacked with no hooks and no re-encoding. Anything else takes the Python path, which
+    names the rule broken.
+
     Raises:
         DecodeError: with a `code` naming the first rule broken.
     """
@@ -141,6 +163,15 @@ def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     data = bytes(data)
     if len(data) > max_bytes:
         raise DecodeError(f"document of {len(data)} bytes exceeds {max_bytes}", code="too_big")
+    backend = _accel.backend
+    if backend is not _native_py and backend.canonical_check(data):
+        return _unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    return decode_python(data)
+
+
+def decode_python(data: bytes) -> Any:
+    """`decode` on the pure-Python path, without the size limit (the reference the native
+    check is tested against)."""
     try:
         value = msgpack.unpackb(
             data, raw=False, use_list=True, strict_map_key=False, object_pairs_hook=_pairs_hook,

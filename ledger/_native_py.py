@@ -145,3 +145,51 @@ def get_threads() -> int:
 
 def reset_after_fork() -> None:
     """Parity with the extension (which must forget its worker threads in a forked child)."""
+
+
+def canonical_check(data: bytes) -> bool:
+    """True iff `ledger._codec.decode` (without its size limit) accepts `data`."""
+    from ledger import _codec
+    from ledger.errors import DecodeError
+
+    if not isinstance(data, bytes):
+        raise TypeError("canonical_check takes bytes")
+    try:
+        _codec.decode_python(data)
+    except DecodeError:
+        return False
+    return True
+
+
+_PLAIN = frozenset({str, bytes, bool, int, type(None)})
+
+
+def canonical_encode(value: object) -> bytes | None:
+    """The canonical encoding of `value` when it is made only of the exact built-in types of
+    the profile (dict with str keys, list, tuple, int, str, bytes, bool, None) and
+    `ledger._codec.encode` accepts it; None otherwise (the extension's contract)."""
+    from ledger import _codec
+    from ledger.errors import DecodeError
+
+    if not _plain(value, 0):
+        return None
+    try:
+        return _codec.encode_python(value)
+    except (DecodeError, ValueError):  # ValueError: UnicodeEncodeError for lone surrogates
+        return None
+
+
+def _plain(value: object, depth: int) -> bool:
+    from ledger._codec import MAX_DEPTH
+
+    if depth > MAX_DEPTH:
+        return False
+    t = type(value)
+    if t in _PLAIN:
+        return True
+    if t is dict:
+        return all(type(k) is str and _plain(v, depth + 1)
+                   for k, v in value.items())  # type: ignore[attr-defined]
+    if t is list or t is tuple:
+        return all(_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+    return False

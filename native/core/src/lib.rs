@@ -4,6 +4,7 @@
 //! SHA-256 everywhere; RFC 9162 Merkle trees (leaf = H(0x00 || d), node = H(0x01 || l || r),
 //! the root of the empty tree is H("")).
 
+pub mod codec;
 pub mod ed25519;
 pub mod merkle;
 pub mod pool;

@@ -1,6 +1,8 @@
 //! The Python face of partledger-core: a thin layer that converts arguments, releases the GIL
 //! and returns bytes. Keep every rule in the core crate so that it can be tested without Python.
 
+mod codec;
+
 use partledger_core::merkle::ProofError;
 use partledger_core::{ed25519, merkle, pool, Hash};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
@@ -200,5 +202,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_threads, m)?)?;
     m.add_function(wrap_pyfunction!(reset_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::canonical_check, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::canonical_encode, m)?)?;
     Ok(())
 }

@@ -13,8 +13,9 @@ import pytest
 import ledger
 from ledger import _native, _native_py
 
-PUBLIC = ["consistency_proof", "get_threads", "inclusion_proof", "merkle_root",
-          "reset_after_fork", "set_threads", "sha256_batch", "verify", "verify_batch"]
+PUBLIC = ["canonical_check", "canonical_encode", "consistency_proof", "get_threads",
+          "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
+          "verify", "verify_batch"]
 
 
 def test_twin_has_the_extension_functions_with_the_same_parameters() -> None:

@@ -1,0 +1,114 @@
+//! The canonical codec's fast paths (`ledger/_codec.py` calls them; it stays the reference and
+//! the fallback). The rules live in `partledger_core::codec`.
+
+use partledger_core::codec::{self, Writer, MAX_DEPTH, MAX_DOCUMENT_BYTES};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+
+/// Above this size the check runs without the GIL (about 1 ns a byte: below, the hand-off
+/// costs more than it frees).
+const CHECK_RELEASE_GIL_BYTES: usize = 64 * 1024;
+
+/// True iff `ledger._codec.decode` (without its size limit) accepts `data`.
+#[pyfunction]
+pub fn canonical_check(py: Python<'_>, data: &Bound<'_, PyBytes>) -> bool {
+    let data = data.as_bytes();
+    if data.len() < CHECK_RELEASE_GIL_BYTES {
+        codec::check(data)
+    } else {
+        py.allow_threads(|| codec::check(data))
+    }
+}
+
+/// The canonical encoding of `value` when it is made only of the exact built-in types of the
+/// profile (dict with str keys, list, tuple, int within int64, str, bytes, bool, None) nested at
+/// most `MAX_DEPTH` deep, and the document is at most `MAX_DOCUMENT_BYTES`; None otherwise
+/// (then `ledger._codec.encode` takes its Python path, which encodes subclasses and mappings and
+/// raises the proper error for the rest).
+#[pyfunction]
+pub fn canonical_encode<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+) -> Option<Bound<'py, PyBytes>> {
+    let mut w = Writer::with_capacity(256);
+    if !write(value, 0, &mut w) || w.out.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    Some(PyBytes::new(py, &w.out))
+}
+
+fn write(obj: &Bound<'_, PyAny>, depth: usize, w: &mut Writer) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    if let Ok(s) = obj.downcast_exact::<PyString>() {
+        // fails for lone surrogates, which Python's encode refuses too (UnicodeEncodeError)
+        return s.to_str().is_ok_and(|s| w.str(s.as_bytes()));
+    }
+    if let Ok(b) = obj.downcast_exact::<PyBytes>() {
+        return w.bin(b.as_bytes());
+    }
+    if obj.is_none() {
+        w.nil();
+        return true;
+    }
+    if let Ok(b) = obj.downcast_exact::<PyBool>() {
+        w.bool(b.is_true());
+        return true;
+    }
+    if let Ok(i) = obj.downcast_exact::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(v) => {
+                w.int(v);
+                true
+            }
+            Err(_) => false, // outside int64
+        };
+    }
+    if let Ok(d) = obj.downcast_exact::<PyDict>() {
+        return write_dict(d, depth, w);
+    }
+    if let Ok(l) = obj.downcast_exact::<PyList>() {
+        // iterate by index: the list cannot change under us (we hold the GIL and run no
+        // Python code), and a snapshot of its length keeps the header honest
+        let n = l.len();
+        if !w.array(n) {
+            return false;
+        }
+        return (0..n).all(|i| l.get_item(i).is_ok_and(|v| write(&v, depth + 1, w)));
+    }
+    if let Ok(t) = obj.downcast_exact::<PyTuple>() {
+        if !w.array(t.len()) {
+            return false;
+        }
+        return t.iter_borrowed().all(|v| write(&v, depth + 1, w));
+    }
+    false // floats, big ints, subclasses, other types: the Python path decides
+}
+
+fn write_dict(d: &Bound<'_, PyDict>, depth: usize, w: &mut Writer) -> bool {
+    let mut keys: Vec<Bound<'_, PyString>> = Vec::with_capacity(d.len());
+    let mut values: Vec<Bound<'_, PyAny>> = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let Ok(k) = k.downcast_into_exact::<PyString>() else {
+            return false;
+        };
+        keys.push(k);
+        values.push(v);
+    }
+    let mut order: Vec<(&str, usize)> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let Ok(s) = k.to_str() else {
+            return false;
+        };
+        order.push((s, i));
+    }
+    // distinct dict keys have distinct UTF-8 bytes, so the order is total
+    order.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if !w.map(order.len()) {
+        return false;
+    }
+    order
+        .iter()
+        .all(|&(k, i)| w.str(k.as_bytes()) && write(&values[i], depth + 1, w))
+}
