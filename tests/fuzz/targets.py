@@ -57,6 +57,25 @@ def _seeds_codec() -> list[bytes]:
     return [block.encode(), seal.encode(), block.txs[0].encode()]
 
 
+def _codec_twins(data: bytes) -> object:
+    """`decode` on the native fast path and on the pure-Python path: the same value or the same
+    refusal (the native `canonical_check` accepts exactly what the Python path accepts)."""
+    from ledger import _accel, _native_py
+    from ledger._codec import decode_python
+
+    native = _accel.backend is not _native_py
+    fast = native and _accel.backend.canonical_check(data)
+    try:
+        ref = decode_python(data)
+    except DecodeError:
+        assert not fast, f"native accepts what Python refuses: {data.hex()}"
+        raise
+    if native:
+        assert fast, f"native refuses what Python accepts: {data.hex()}"
+        assert repr(decode(data)) == repr(ref)  # repr tells True from 1, b"" from ""
+    return ref
+
+
 def _proof_json(data: bytes) -> object:
     try:
         doc = json.loads(data)
@@ -424,6 +443,7 @@ def _seeds_api() -> list[bytes]:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("codec", decode, _seeds_codec),
+    Target("codec_twins", _codec_twins, _seeds_codec),
     Target("transaction", Transaction.decode, lambda: [_seeds_codec()[2]]),
     Target("block", Block.decode, lambda: [_seeds_codec()[0]]),
     Target("seal", Seal.decode, lambda: [_seeds_codec()[1]]),
