@@ -237,7 +237,7 @@ def run_once(a: argparse.Namespace, seed: int) -> dict[str, Any]:
         prof = Path(a.profile) if a.profile else None
         res["light"] = phase(src, urls=c.urls, pids=c.pids, rate=a.light_rate,
                               warmup_s=2, duration_s=a.light_duration, tick_s=0.01,
-                              name="light", **common)
+                              name="light", profile_dir=prof, **common)
         res["saturation"] = phase(src, urls=c.urls, pids=c.pids, rate=a.rate,
                                    warmup_s=a.warmup, duration_s=a.duration, tick_s=0.02,
                                    name="saturation", profile_dir=prof, **common)

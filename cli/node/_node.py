@@ -75,6 +75,10 @@ THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
+# After a commit the new tip is announced at once unless one went out this recently (busy
+# chains commit many blocks a second; validators learn heights from consensus itself, and the
+# periodic announcer keeps observers and laggards informed).
+TIP_ANNOUNCE_MIN_S = 0.25
 
 
 @dataclass(slots=True)
@@ -162,6 +166,7 @@ class Node:
         self._block_cache: dict[bytes, Block] = {}
         self._last_commit_mono = time.monotonic()
         self._tx_cost_s: float | None = None  # wall seconds per transaction executed (EWMA)
+        self._last_announce = -math.inf  # monotonic time of the last tip announcement
         self._stopping = trio.Event()
         self.metrics: Any = None  # cli.node._metrics.NodeMetrics, set by run()
         self.byzantine = Byzantine.from_env(self)  # None unless in test mode (fault tests)
@@ -503,7 +508,8 @@ class Node:
                                                 tx_count=len(ids), committed_at=time.time()))
         self.commit_event.set()
         self.commit_event = trio.Event()
-        self._announce_tip()
+        if now - self._last_announce >= TIP_ANNOUNCE_MIN_S:
+            self._announce_tip()
 
     # -- timer --------------------------------------------------------------------------------
     async def _timer_task(self) -> None:
@@ -617,6 +623,7 @@ class Node:
     def _announce_tip(self) -> None:
         if self.host is None:
             return
+        self._last_announce = time.monotonic()
         height = self.store.height
         if self.byzantine is not None:
             height = self.byzantine.tip_height(height)
