@@ -383,6 +383,39 @@ def test_check_agrees_with_python_decode_on_random_bytes(data: bytes) -> None:
     assert_same_verdict(data)
 
 
+BOUNDARY_INTS = sorted({e + d for e in INT64_EDGES for d in (-1, 0, 1)})
+
+
+@pytest.mark.parametrize("v", BOUNDARY_INTS)
+def test_every_int_form_near_the_boundaries(v: int) -> None:
+    """Each msgpack form of each integer next to a form boundary: only msgpack-python's own
+    (the first) is accepted, and nothing beyond int64."""
+    verdicts = [assert_same_verdict(form) for form in _int_forms(v)]
+    if -(2**63) <= v < 2**63:
+        assert verdicts[0] and not any(verdicts[1:])
+    else:
+        assert not any(verdicts)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 31, 32, 33, 255, 256, 257, 65535, 65536, 65537])
+def test_every_length_header_near_the_boundaries(n: int) -> None:
+    """Each header of each str, bin, array and map length next to a header boundary: only the
+    shortest is accepted."""
+    keys = b"".join(_len_forms(6, 0xa0, 32, 0xd9, 0xda, 0xdb)[0] + b"%06d\xc0" % i
+                    for i in range(n))
+    for headers, payload in [
+        (_len_forms(n, 0xa0, 32, 0xd9, 0xda, 0xdb), b"s" * n),
+        (_len_forms(n, None, 0, 0xc4, 0xc5, 0xc6), b"\xff" * n),
+        (_len_forms(n, 0x90, 16, None, 0xdc, 0xdd), b"\xc0" * n),
+        (_len_forms(n, 0x80, 16, None, 0xde, 0xdf), keys),
+    ]:
+        verdicts = [assert_same_verdict(h + payload) for h in headers]
+        assert verdicts[0] and not any(verdicts[1:]), (n, headers)
+    # a map key's header follows the same rule
+    for h in _len_forms(n, 0xa0, 32, 0xd9, 0xda, 0xdb)[1:]:
+        assert not assert_same_verdict(b"\x81" + h + b"k" * n + b"\xc0")
+
+
 @pytest.mark.parametrize(("raw", "code"), [
     (msgpack.packb(1.5), "float"),
     (b"\xca\x3f\xc0\x00\x00", "float"),
