@@ -105,7 +105,9 @@ def init(home: Path, genesis_path: Path | None, node_key: Path | None, org_key: 
 @click.option("--home", required=True, envvar="PARTLEDGER_HOME",
               type=click.Path(file_okay=False, path_type=Path),
               help="node home directory, see `node init` (or $PARTLEDGER_HOME)")
-def start(home: Path) -> None:
+@click.option("--passphrase-env", "passphrase_env", metavar="VAR",
+              help="the node key is sealed: read its passphrase from environment variable VAR")
+def start(home: Path, passphrase_env: str | None) -> None:
     """run the node until SIGINT or SIGTERM.
 
     Logs are JSON lines on stderr (level and format in config.toml).
@@ -113,9 +115,11 @@ def start(home: Path) -> None:
     \b
     example:
       partledger node start --home /srv/acme
+      NODE_PASS=... partledger node start --home /srv/acme --passphrase-env NODE_PASS
     """
     import trio
 
+    from cli.cmd_keys import passphrase_from_env
     from cli.node._config import NodeConfig
     from cli.node._logs import setup_logging
     from cli.node._node import Node
@@ -126,7 +130,7 @@ def start(home: Path) -> None:
     cfg = NodeConfig.load(h.config_path)
     setup_logging(level=cfg.node.log_level, fmt=cfg.node.log_format,
                   libp2p_level=cfg.node.libp2p_log_level)
-    n = Node.open(h, cfg)
+    n = Node.open(h, cfg, passphrase=passphrase_from_env(passphrase_env))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -173,8 +173,10 @@ class Node:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def open(cls, home: Home, config: NodeConfig, *, app: Application | None = None) -> Node:
-        """Open a node home: genesis, node key, store (created and initialised if new).
+    def open(cls, home: Home, config: NodeConfig, *, app: Application | None = None,
+             passphrase: bytes | None = None) -> Node:
+        """Open a node home: genesis, node key (decrypted with `passphrase` when it is sealed),
+        store (created and initialised if new).
 
         Raises:
             ConfigError, StoreError: the home cannot be used (named in the message).
@@ -184,7 +186,7 @@ class Node:
 
         home.require()
         genesis = Genesis.load(home.genesis_path)
-        node_key = read_key_file(home.node_key_path)
+        node_key = read_key_file(home.node_key_path, passphrase=passphrase)
         application = app or default_application()
         home.create_dirs()
         # checksums verified on every read: a node never serves or votes on bytes its disk

@@ -42,3 +42,29 @@ def test_node_init_refuses_a_bad_genesis(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["node", "init", "--home", str(tmp_path / "h"), "--genesis",
                                  str(bad)])
     assert r.exit_code != 0 and not (tmp_path / "h" / "genesis.json").exists()
+
+
+def test_node_start_with_a_sealed_node_key_needs_its_passphrase(tmp_path: Path) -> None:
+    from cli.node import Node
+    from ledger import Home, write_key_file
+
+    net = create_devnet(tmp_path / "net", nodes=1)
+    home = Home.at(net.nodes[0].home)
+    key = read_key_file(home.node_key_path)
+    home.node_key_path.unlink()
+    write_key_file(home.node_key_path, key, passphrase=b"correct horse", label="node")
+
+    r = CliRunner().invoke(app, ["node", "start", "--home", str(home.root)])
+    assert r.exit_code != 0 and "passphrase" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["node", "start", "--home", str(home.root),
+                                 "--passphrase-env", "PL_TEST_UNSET_VAR"])
+    assert r.exit_code != 0 and "PL_TEST_UNSET_VAR is not set" in r.output
+    r = CliRunner().invoke(app, ["node", "start", "--home", str(home.root),
+                                 "--passphrase-env", "PL_PASS"], env={"PL_PASS": "wrong"})
+    assert r.exit_code != 0 and "passphrase" in r.output and "Traceback" not in r.output
+
+    node = Node.open(home, NodeConfig.load(home.config_path), passphrase=b"correct horse")
+    try:
+        assert node.node_key.public == key.public
+    finally:
+        node.close()
