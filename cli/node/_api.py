@@ -482,7 +482,17 @@ def build_app(node: Node) -> Starlette:
     api = Api(node)
     routes = [Route(path, api.wrap(getattr(api, name), write=write), methods=[method])
               for method, path, name, write, _summary, _tag in ROUTES]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _no_route, 405: _no_route})
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in the API's error shape, like every other error."""
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        return JSON({"error": f"{request.method} is not allowed on {request.url.path}",
+                     "code": "method_not_allowed"}, status_code=405)
+    return JSON({"error": f"no such endpoint: {request.method} {request.url.path} (see "
+                 "GET /openapi.json)", "code": "no_route"}, status_code=404)
 
 
 async def serve_api(node: Node, *, task_status: Any = trio.TASK_STATUS_IGNORED

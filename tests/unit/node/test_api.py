@@ -114,6 +114,8 @@ def test_Api_rejects_bad_requests_with_reasons(tmp_path: Path) -> None:
             (await c.get("/v1/parts"), 400, "missing_id"),
             (await c.get("/v1/txs/" + "00" * 32, params={"wait_ms": "soon"}), 400, "bad_param"),
             (await c.get("/v1/blocks", params={"limit": "-1"}), 400, "bad_param"),
+            (await c.get("/v1/no-such-thing"), 404, "no_route"),
+            (await c.delete("/v1/txs"), 405, "method_not_allowed"),
         ]
         for r, status, code in cases:
             assert r.status_code == status, (r.request.url, r.text)
