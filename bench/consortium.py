@@ -66,16 +66,45 @@ def _status(url: str) -> dict[str, Any]:
     return doc
 
 
-def _round_changes(urls: list[str]) -> int:
-    """Rounds entered after round 0, summed over the nodes (from each node's /metrics)."""
+# per-block timings the nodes export (sums and counts over all nodes), reported as means
+_TIMINGS = {
+    "block_interval": "partledger_block_interval_seconds",
+    "build": 'partledger_executor_seconds{phase="build"}',
+    "validate": 'partledger_executor_seconds{phase="validate"}',
+    "commit": 'partledger_executor_seconds{phase="commit"}',
+    "persist": 'partledger_executor_seconds{phase="persist"}',
+}
+
+
+def _node_counters(urls: list[str]) -> dict[str, float]:
+    """Round changes and the (sum, count) of each timing in `_TIMINGS`, summed over the nodes
+    (from each node's /metrics)."""
     import httpx
 
-    total = 0
+    out: dict[str, float] = {}
+    wanted = {"partledger_consensus_round_changes_total": "round_changes"}
+    for name, metric in _TIMINGS.items():
+        base, _, labels = metric.partition("{")
+        suffix = "{" + labels if labels else ""
+        wanted[f"{base}_sum{suffix}"] = f"{name}_sum"
+        wanted[f"{base}_count{suffix}"] = f"{name}_count"
     for url in urls:
         for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-            if line.startswith("partledger_consensus_round_changes_total "):
-                total += int(float(line.split()[1]))
-    return total
+            key, _, value = line.rpartition(" ")
+            if key in wanted:
+                out[wanted[key]] = out.get(wanted[key], 0.0) + float(value)
+    return out
+
+
+def _timings_ms(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per event of each timing between two `_node_counters` readings."""
+    out = {}
+    for name in _TIMINGS:
+        n = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+        total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
+        if n > 0:
+            out[name] = round(1000 * total / n, 2)
+    return out
 
 
 def _txs_between(url: str, h0: int, h1: int) -> int:
@@ -176,14 +205,16 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     spec, handle = start_load(spec)
     time.sleep(max(0.0, spec.start_at + warmup_s - time.time()))
     h0 = _status(urls[0])["height"]
-    rc0 = _round_changes(urls)
+    counters0 = _node_counters(urls)
     meter = CpuMeter([*pids, handle[0].pid])
     prof = _start_profile(pids, duration_s, profile_dir, name) if profile_dir else []
     t0 = time.monotonic()
     time.sleep(max(0.0, spec.start_at + warmup_s + duration_s - time.time()))
     h1 = _status(urls[0])["height"]
     window = time.monotonic() - t0
-    round_changes = _round_changes(urls) - rc0
+    counters1 = _node_counters(urls)
+    round_changes = int(counters1.get("round_changes", 0) - counters0.get("round_changes", 0))
+    timings = _timings_ms(counters0, counters1)
     load = meter.stop()
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)
@@ -194,11 +225,12 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     committed = _txs_between(urls[0], h0, h1)
     out = {"tps": committed / window, "blocks": h1 - h0, "window_s": round(window, 2),
            "offered_tps": lg["offered_tps"], "p50_ms": lg["p50_ms"], "p99_ms": lg["p99_ms"],
-           "samples": lg["samples"], "round_changes": round_changes, "codes": lg["codes"], "n_errors": lg["n_errors"],
+           "samples": lg["samples"], "round_changes": round_changes, "timings_ms": timings,
+           "codes": lg["codes"], "n_errors": lg["n_errors"],
            "errors": lg["errors"], "rss_mb": rss, **load}
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
-        f"({out['samples']} samples); {round_changes} round changes; cores busy {load['busy_cores']} ours {load['our_cores']} "
+        f"({out['samples']} samples); {round_changes} round changes; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
         f"foreign {load['foreign_cores']}; rejections {lg['codes']}")
     out["drained"] = _wait_drained(urls, drain_s)
     if not out["drained"]:

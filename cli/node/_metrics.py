@@ -37,7 +37,8 @@ class NodeMetrics:
             buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.executor_seconds = Histogram(
             "partledger_executor_seconds", "time spent building, validating and committing "
-            "blocks (worker thread, including the wait for the GIL)", ["phase"],
+            "blocks and persisting the consensus state before a vote (worker thread, including "
+            "the wait for the GIL)", ["phase"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
             registry=self.registry)
         self.registry.register(_NodeCollector(node))

@@ -372,8 +372,8 @@ class Node:
         if isinstance(action, ev.Persist):
             # in a worker thread, so the fsync does not stall the event loop (API, network);
             # the driver still waits for it before the vote that follows leaves the node
-            await trio.to_thread.run_sync(save_consensus_state, self.home.consensus_dir,
-                                          action.state.encode())
+            await self._timed("persist", trio.to_thread.run_sync(
+                save_consensus_state, self.home.consensus_dir, action.state.encode()))
         elif isinstance(action, ev.Broadcast):
             if self.byzantine is not None:
                 self.byzantine.broadcast(CH_CONSENSUS, KIND_CORE, action.msg,
