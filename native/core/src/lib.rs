@@ -25,7 +25,7 @@ pub fn sha256(data: &[u8]) -> Hash {
 pub fn sha256_batch(items: &[&[u8]]) -> Vec<Hash> {
     let mut out = vec![[0u8; 32]; items.len()];
     pool::fill_chunked(&mut out, PARALLEL_MIN_ITEMS, 256, |first, chunk| {
-        sha256::hash_many(first, chunk, |i| [items[i], &[], &[]])
+        sha256::hash_prefixed(None, first, chunk, |i| items[i])
     });
     out
 }
