@@ -26,8 +26,13 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def root(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) over raw leaf data."""
-    return bytes(_accel.backend.merkle_root(list(leaves)))
+    """MTH(D[n]) over raw leaf data.
+
+    A list or tuple goes to the backend as it is: the extension hashes a list in place (no copy)
+    and snapshots anything else itself, so a copy here would only cost time."""
+    if not isinstance(leaves, (list, tuple)):
+        leaves = list(leaves)
+    return bytes(_accel.backend.merkle_root(leaves))
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:

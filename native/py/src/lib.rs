@@ -3,9 +3,13 @@
 
 mod codec;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
 use partledger_core::merkle::ProofError;
 use partledger_core::{ed25519, merkle, pool, Hash};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
@@ -68,12 +72,101 @@ fn sha256_batch<'py>(
     Ok(to_py_bytes(py, hashes))
 }
 
+/// Where a `bytes` object's contents start, from the start of the object (`ob_sval` in
+/// `PyBytesObject`, a struct the limited API does not show): measured once, on a real `bytes`
+/// object, when the module is loaded; it is the same for every `bytes` object.
+static BYTES_DATA_OFFSET: OnceLock<usize> = OnceLock::new();
+
+fn measure_bytes_data_offset(py: Python<'_>) -> usize {
+    let probe = PyBytes::new(py, b"offset probe");
+    // SAFETY: `probe` is a live bytes object.
+    let data = unsafe { ffi::PyBytes_AsString(probe.as_ptr()) };
+    data as usize - probe.as_ptr() as usize
+}
+
+/// Borrowed pointers to the items of a list or tuple, read (never written, never reference
+/// counted) by the hashing threads while the caller keeps the items alive and unchanged.
+struct Items(Vec<*mut ffi::PyObject>);
+
+// SAFETY: the hashing threads only read the immutable parts of the objects (type, size and
+// contents of `bytes`), and every user of `Items` keeps them alive for as long as it is shared.
+unsafe impl Send for Items {}
+unsafe impl Sync for Items {}
+
+impl Items {
+    fn of_list(list: &Bound<'_, PyList>) -> Items {
+        // SAFETY: every index is below the length; the items are borrowed, not owned.
+        Items(
+            (0..list.len())
+                .map(|i| unsafe { ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t) })
+                .collect(),
+        )
+    }
+
+    fn of_tuple(tuple: &Bound<'_, PyTuple>) -> Items {
+        // SAFETY: as above.
+        Items(
+            (0..tuple.len())
+                .map(|i| unsafe { ffi::PyTuple_GetItem(tuple.as_ptr(), i as ffi::Py_ssize_t) })
+                .collect(),
+        )
+    }
+
+    /// The Merkle root over the items, hashed straight from the `bytes` objects on the hashing
+    /// threads; `None` if an item is not exactly a `bytes` object (the caller then takes the
+    /// checked path, which accepts `bytes` subclasses and refuses anything else).
+    ///
+    /// # Safety
+    /// Every item must stay alive and no item may be replaced while this runs: either the GIL
+    /// stays held (no Python code can run) or the items belong to a tuple the caller holds.
+    unsafe fn merkle_root_of_exact_bytes(&self) -> Option<Hash> {
+        let offset = *BYTES_DATA_OFFSET.get()?;
+        let other = AtomicBool::new(false);
+        let root = merkle::root_by(self.0.len(), |i| {
+            let item = self.0[i];
+            // Py_TYPE and Py_SIZE read the object header (part of the stable ABI); a bytes
+            // object's type, size and contents never change.
+            if ffi::Py_TYPE(item) == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
+                let data = (item as *const u8).add(offset);
+                std::slice::from_raw_parts(data, ffi::Py_SIZE(item) as usize)
+            } else {
+                other.store(true, Ordering::Relaxed);
+                &[]
+            }
+        });
+        (!other.load(Ordering::Relaxed)).then_some(root)
+    }
+}
+
+/// Lists of up to this many leaves are hashed in place with the GIL held: no copy of the list
+/// (at 200 bytes a leaf, 2^17 leaves take about 7 ms on two cores, about Python's 5 ms thread
+/// switch interval). Longer lists are first copied to a tuple, then hashed without the GIL.
+const GIL_HELD_MAX_LEAVES: usize = 1 << 17;
+
 /// RFC 9162 Merkle tree root over raw leaf data.
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(list) = leaves.downcast::<PyList>() {
+        if list.len() <= GIL_HELD_MAX_LEAVES {
+            // SAFETY: the GIL stays held and nothing here runs Python code, so no other thread
+            // can change the list or free its items until this returns.
+            if let Some(root) = unsafe { Items::of_list(list).merkle_root_of_exact_bytes() } {
+                return Ok(PyBytes::new(py, &root));
+            }
+        }
+    }
     let leaves = snapshot(leaves, "leaves")?;
-    let refs = borrow_all(&leaves, "leaves")?;
-    let root = py.allow_threads(|| merkle::root(&refs));
+    let items = Items::of_tuple(&leaves);
+    // SAFETY: `leaves` is a tuple, alive until the end of this function: it holds a reference
+    // to every item and cannot change.
+    let fast = py.allow_threads(|| unsafe { items.merkle_root_of_exact_bytes() });
+    let root = match fast {
+        Some(root) => root,
+        None => {
+            let refs = borrow_all(&leaves, "leaves")?;
+            py.allow_threads(|| merkle::root(&refs))
+        }
+    };
     Ok(PyBytes::new(py, &root))
 }
 
@@ -193,6 +286,7 @@ fn get_threads() -> usize {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    BYTES_DATA_OFFSET.get_or_init(|| measure_bytes_data_offset(m.py()));
     m.add_function(wrap_pyfunction!(sha256_batch, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(inclusion_proof, m)?)?;
