@@ -119,10 +119,13 @@ class Store:
         if not exists:
             p.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            # bloom filters: most reads of a busy node are for keys that do not exist yet (a
-            # new transaction id, EPC or event id), which the filter answers without a disk read
+            # Bloom filters: most reads of a busy node are for keys that do not exist yet (a
+            # new transaction id, EPC or event id), which a filter answers without reading a
+            # block. Only with paranoid checks: then LevelDB verifies a filter block's checksum
+            # when it loads it and ignores a damaged one; without them a damaged filter could
+            # answer "absent" for a key that is there.
             db = plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid,
-                           bloom_filter_bits=10, lru_cache_size=32 << 20,
+                           bloom_filter_bits=10 if paranoid else 0, lru_cache_size=32 << 20,
                            write_buffer_size=16 << 20)
         except plyvel.IOError as exc:
             msg = _why(exc)

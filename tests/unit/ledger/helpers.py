@@ -103,9 +103,10 @@ def kv_specs(rng: random.Random, c: Consortium, n: int) -> list[TxSpec]:
 
 
 def build_kv_chain(path: Path, c: Consortium, *, blocks: int, txs: int, seed: int = 7,
-                   compact: bool = False) -> Store:
-    """A store at `path` with `blocks` sealed blocks of the KV app; returned open."""
-    store = init_store(path, c.genesis, KVApp())
+                   compact: bool = False, paranoid: bool = False) -> Store:
+    """A store at `path` with `blocks` sealed blocks of the KV app; returned open (`paranoid`
+    as a node opens its store: its tables then carry Bloom filters)."""
+    store = init_store(path, c.genesis, KVApp(), paranoid=paranoid)
     b = ChainBuilder(store, c.genesis, KVApp(), c.nodes[:3])
     rng = random.Random(seed)
     for _ in range(blocks):
