@@ -139,8 +139,10 @@ impl Items {
 }
 
 /// Lists of up to this many leaves are hashed in place with the GIL held: no copy of the list
-/// (at 200 bytes a leaf, 2^17 leaves take about 7 ms on two cores, about Python's 5 ms thread
+/// (at 200 bytes a leaf, 2^17 leaves take about 8 ms on two cores, near Python's 5 ms thread
 /// switch interval). Longer lists are first copied to a tuple, then hashed without the GIL.
+/// The price: a large root (2048 leaves or more go to the threads) that finds the threads busy
+/// with another Python thread's GIL-free batch waits for that batch with the GIL held.
 const GIL_HELD_MAX_LEAVES: usize = 1 << 17;
 
 /// RFC 9162 Merkle tree root over raw leaf data.
