@@ -109,18 +109,19 @@ class CpuMeter:
 
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # children already reaped
         total = ru.ru_utime + ru.ru_stime
+        procs: dict[int, Any] = {}  # each process once: our pids are often our children too
         for pid in self.pids:
             try:
                 p = self._psutil.Process(pid)
-                procs = [p, *p.children(recursive=True)]
+                procs.update((q.pid, q) for q in [p, *p.children(recursive=True)])
             except self._psutil.Error:
                 continue
-            for q in procs:
-                try:
-                    t = q.cpu_times()
-                    total += t.user + t.system
-                except self._psutil.Error:
-                    continue
+        for q in procs.values():
+            try:
+                t = q.cpu_times()
+                total += t.user + t.system
+            except self._psutil.Error:
+                continue
         return total
 
     def start(self) -> None:
