@@ -148,6 +148,7 @@ const GIL_HELD_MAX_LEAVES: usize = 1 << 17;
 /// RFC 9162 Merkle tree root over raw leaf data.
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut fast_tried = false;
     if let Ok(list) = leaves.downcast::<PyList>() {
         if list.len() <= GIL_HELD_MAX_LEAVES {
             // SAFETY: the GIL stays held and nothing here runs Python code, so no other thread
@@ -155,13 +156,18 @@ fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bou
             if let Some(root) = unsafe { Items::of_list(list).merkle_root_of_exact_bytes() } {
                 return Ok(PyBytes::new(py, &root));
             }
+            fast_tried = true; // an item is not exactly `bytes`: straight to the checked path
         }
     }
     let leaves = snapshot(leaves, "leaves")?;
-    let items = Items::of_tuple(&leaves);
-    // SAFETY: `leaves` is a tuple, alive until the end of this function: it holds a reference
-    // to every item and cannot change.
-    let fast = py.allow_threads(|| unsafe { items.merkle_root_of_exact_bytes() });
+    let fast = if fast_tried {
+        None
+    } else {
+        let items = Items::of_tuple(&leaves);
+        // SAFETY: `leaves` is a tuple, alive until the end of this function: it holds a
+        // reference to every item and cannot change.
+        py.allow_threads(|| unsafe { items.merkle_root_of_exact_bytes() })
+    };
     let root = match fast {
         Some(root) => root,
         None => {
