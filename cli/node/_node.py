@@ -79,6 +79,11 @@ PROPOSAL_MIN_TXS = 64
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
 # periodic announcer keeps observers and laggards informed).
 TIP_ANNOUNCE_MIN_S = 0.25
+# A round whose proposer is a validator this node is not connected to (stopped, crashed, cut
+# off) times out after this long instead of the full round timeout, as long as the node is
+# connected to enough other validators for the round change to gather a quorum. Timers only
+# decide when a node gives up on a round, never what it votes, so this cannot affect safety.
+UNREACHABLE_PROPOSER_TIMEOUT_MS = 250
 
 
 @dataclass(slots=True)
@@ -384,7 +389,10 @@ class Node:
             if action.to != self.node_key.public:
                 host.send(action.to, CH_CONSENSUS, KIND_CORE, action.msg)
         elif isinstance(action, ev.ScheduleTimeout):
-            self._timer = (trio.current_time() + action.after_ms / 1000,
+            after_ms = action.after_ms
+            if self._proposer_unreachable(action.height, action.round):
+                after_ms = min(after_ms, UNREACHABLE_PROPOSER_TIMEOUT_MS)
+            self._timer = (trio.current_time() + after_ms / 1000,
                            ev.TimeoutFired(height=action.height, round=action.round))
             self._timer_changed.set()
         elif isinstance(action, ev.RequestProposalValue):
@@ -409,6 +417,19 @@ class Node:
             log.warning("equivocation evidence: %s", record)
         else:  # pragma: no cover - a new action kind the node does not know yet
             raise AssertionError(f"unknown consensus action {type(action).__name__}")
+
+    def _proposer_unreachable(self, height: int, round_: int) -> bool:
+        """Is the proposer of (height, round) another validator that this node has no
+        connection to, while it is connected to the rest of a quorum? Then waiting the whole
+        round timeout for its proposal is wasted: with one validator down, every n-th height
+        would stall for `timeout_ms`."""
+        if self.core is None or self.host is None:
+            return False
+        proposer = self.core.config.proposer(height, round_)
+        if proposer == self.node_key.public or self.host.is_connected(proposer):
+            return False
+        reachable = sum(1 for v in self.other_validators() if self.host.is_connected(v))
+        return 1 + reachable >= self.core.config.quorum
 
     async def _validate(self, action: ev.ValidateProposal) -> bool:
         try:

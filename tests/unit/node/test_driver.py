@@ -36,6 +36,9 @@ class RecordingHost:
     def send(self, peer: bytes, channel: str, kind: str, payload: bytes) -> None:
         self.broadcast(channel, kind, payload)
 
+    def is_connected(self, peer: bytes) -> bool:
+        return True
+
 
 def test_driver_persists_each_vote_before_broadcasting_it(tmp_path: Path) -> None:
     net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
