@@ -50,6 +50,9 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
+MAX_HEIGHT = 2**63 - 1  # heights are int64 in the canonical codec
+
+
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=True).encode()
@@ -57,7 +60,7 @@ class JSON(JSONResponse):
 
 def _int_arg(request: Request, name: str, default: int, *, maximum: int) -> int:
     text = request.query_params.get(name, "") or str(default)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ApiError(400, "bad_param", f"{name} must be a non-negative integer")
     return min(int(text), maximum)
 
@@ -134,7 +137,8 @@ class Api:
     async def _body(self, request: Request) -> bytes:
         limit = self.cfg.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() \
+                and int(declared) > limit:
             raise ApiError(413, "body_too_large", f"the request body is over {limit} bytes")
         chunks: list[bytes] = []
         size = 0
@@ -263,8 +267,10 @@ class Api:
     def _height(self, text: str) -> int:
         if text == "latest":
             return self.node.store.height
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ApiError(400, "bad_height", "height must be a number or 'latest'")
+        if len(text) > 19 or int(text) > MAX_HEIGHT:
+            raise ApiError(400, "bad_height", f"height must be at most {MAX_HEIGHT}")
         return int(text)
 
     async def block(self, request: Request) -> Response:

@@ -101,8 +101,12 @@ def _crash_loop(tmp_path: Path, *, kills: int, seed: int, max_down_s: float) -> 
             load_errors = load.errors
         load.check()
         elapsed = time.monotonic() - t0
-        tip = wait_until(lambda: converged_tip(urls), timeout_s=60, interval_s=0.05,
-                         what="one tip on every node")
+        # quiescent: one tip everywhere and nothing left in any mempool (else a block of the
+        # leftovers can commit on one node between this check and the next)
+        tip = wait_until(lambda: converged_tip(urls) and all(
+            (s := get_status(u)) is not None and s["mempool"] == 0 for u in urls)
+            and converged_tip(urls), timeout_s=60, interval_s=0.05,
+            what="one tip on every node and empty mempools")
         counts = check_nothing_lost(net, load, urls)
         h, block_hash, root = common_block_agreement(urls)
         print(f"{kills} kills ({dict(modes)}) in {elapsed:.0f}s; tip {tip['height']}; "

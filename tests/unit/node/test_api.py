@@ -111,9 +111,13 @@ def test_Api_rejects_bad_requests_with_reasons(tmp_path: Path) -> None:
             (await c.get("/v1/txs/" + "00" * 32), 404, "not_found"),
             (await c.get("/v1/blocks/999999"), 404, "not_found"),
             (await c.get("/v1/blocks/x1"), 400, "bad_height"),
+            (await c.get("/v1/blocks/" + "7" * 40), 400, "bad_height"),  # found by fuzzing
+            (await c.get("/v1/blocks/9223372036854775808"), 400, "bad_height"),
+            (await c.get("/v1/blocks/\u00b2"), 400, "bad_height"),  # a digit, not ASCII
             (await c.get("/v1/parts"), 400, "missing_id"),
             (await c.get("/v1/txs/" + "00" * 32, params={"wait_ms": "soon"}), 400, "bad_param"),
             (await c.get("/v1/blocks", params={"limit": "-1"}), 400, "bad_param"),
+            (await c.get("/v1/blocks", params={"limit": "\u00b2"}), 400, "bad_param"),
             (await c.get("/v1/no-such-thing"), 404, "no_route"),
             (await c.delete("/v1/txs"), 405, "method_not_allowed"),
         ]
