@@ -13,23 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import PartledgerError
+from tests.byte_edits import apply_edits
 from tests.fuzz.targets import TARGETS
-
-
-def _mutate(seed: bytes, edits: list[tuple[int, int, int]]) -> bytes:
-    data = bytearray(seed)
-    for op, pos, val in edits:
-        if not data:
-            data.append(val)
-            continue
-        pos %= len(data)
-        if op == 0:
-            data[pos] = val
-        elif op == 1:
-            del data[pos]
-        else:
-            data.insert(pos, val)
-    return bytes(data)
 
 
 @functools.cache
@@ -49,7 +34,7 @@ def test_fuzz_target_rejects_cleanly(name: str, data: bytes, seed_index: int,
                                      edit_list: list[tuple[int, int, int]]) -> None:
     target = TARGETS[name]
     seeds = _seeds(name)
-    for candidate in (data, _mutate(seeds[seed_index % len(seeds)], edit_list)):
+    for candidate in (data, apply_edits(seeds[seed_index % len(seeds)], edit_list)):
         try:
             target.run(candidate)
         except PartledgerError:

@@ -37,6 +37,7 @@ from ledger._codec import (
     encode_python,
 )
 from ledger.errors import DecodeError
+from tests.byte_edits import apply_edits
 
 INT64_EDGES = [0, 1, 31, 32, 33, 127, 128, 255, 256, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1,
                2**32, 2**63 - 1, -1, -31, -32, -33, -127, -128, -129, -32768, -32769, -(2**31),
@@ -360,21 +361,7 @@ edits = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**16), st.integers
 def test_check_agrees_with_python_decode_on_mutations(value: Any,
                                                       edit_list: list[tuple[int, int, int]]
                                                       ) -> None:
-    data = bytearray(Wild(random.Random(0), 0.0).top(value))
-    for op, pos, val in edit_list:
-        if not data:
-            data.append(val)
-            continue
-        pos %= len(data)
-        if op == 0:
-            data[pos] = val
-        elif op == 1:
-            del data[pos]
-        elif op == 2:
-            data.insert(pos, val)
-        else:
-            data[pos] ^= 1 << (val % 8)
-    assert_same_verdict(bytes(data))
+    assert_same_verdict(apply_edits(Wild(random.Random(0), 0.0).top(value), edit_list))
 
 
 @given(st.binary(max_size=64))

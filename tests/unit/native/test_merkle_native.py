@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 
 from ledger import _merkle, _native_py
+from tests.unit.native.gil_probe import spins_during
 
 _native = pytest.importorskip("ledger._native", reason="Rust extension not built")
 
@@ -135,24 +136,6 @@ def test_tuple_is_hashed_with_the_gil_released() -> None:
     """While the extension hashes a tuple, this thread keeps running Python code (the same
     check as for verify_batch in test_module.py)."""
     leaves = tuple(bytes([i % 256]) * 200 for i in range(300_000))
-    started, done = threading.Event(), threading.Event()
-    result: list[bytes] = []
-
-    def work() -> None:
-        started.set()
-        result.append(_native.merkle_root(leaves))
-        done.set()
-
-    _native.set_threads(1)
-    try:
-        worker = threading.Thread(target=work)
-        worker.start()
-        started.wait()
-        spins = 0
-        while not done.is_set():
-            spins += 1
-        worker.join()
-    finally:
-        _native.set_threads(0)
-    assert result == [_native_py.merkle_root(list(leaves))]
+    root, spins = spins_during(lambda: _native.merkle_root(leaves))
+    assert root == _native_py.merkle_root(list(leaves))
     assert spins > 1000

@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 import ledger
 from ledger import _native, _native_py
+from tests.unit.native.gil_probe import spins_during
 
 PUBLIC = ["canonical_check", "canonical_encode", "consistency_proof", "get_threads",
           "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
@@ -48,32 +48,14 @@ def test_set_threads_refuses_negative(module: object) -> None:
 def test_verify_batch_releases_the_gil() -> None:
     """While the extension verifies a batch, this thread keeps running Python code.
 
-    If the GIL were held for the whole call, the loop below could not start until the batch
-    was done and would count (almost) nothing.
+    If the GIL were held for the whole call, the loop in `spins_during` could not start until
+    the batch was done and would count (almost) nothing.
     """
     key = ledger.SigningKey(bytes(range(32)))
     n = 6000
     msgs, sigs, pks = [b"gil"] * n, [key.sign(b"gil")] * n, [key.public] * n
-    started, done = threading.Event(), threading.Event()
-    result: list[list[bool]] = []
-
-    def work() -> None:
-        started.set()
-        result.append(_native.verify_batch(msgs, sigs, pks))
-        done.set()
-
-    _native.set_threads(1)
-    try:
-        worker = threading.Thread(target=work)
-        worker.start()
-        started.wait()
-        spins = 0
-        while not done.is_set():
-            spins += 1
-        worker.join()
-    finally:
-        _native.set_threads(0)
-    assert result == [[True] * n]
+    verdicts, spins = spins_during(lambda: _native.verify_batch(msgs, sigs, pks))
+    assert verdicts == [True] * n
     assert spins > 1000
 
 
