@@ -14,6 +14,9 @@ Tasks (all children of one nursery; `Node.run` returns only when the node stops)
   transaction arrives), so transactions are batched into blocks.
 - **tx fan-out**: transactions admitted through the API are sent, in batches, to every other
   validator over the `tx` channel; transactions received that way go into the mempool.
+- **compact proposals**: this node's proposals go out as header + transaction ids
+  (`cli/node/_compact.py`); one received is rebuilt from the mempool (waiting briefly for the
+  fan-out, then fetching what is still missing from the proposer) before the core sees it.
 - **sync**: fetches blocks with seals by height range from peers that are ahead, checks each
   seal against the genesis validators, executes and stores them, then tells the core.
 - **announcer**: tells every member this node's tip height now and then and after each commit;
@@ -36,6 +39,16 @@ from typing import Any, TypeVar
 import trio
 
 from cli.node._byzantine import Byzantine
+from cli.node._compact import (
+    TXS_PROTOCOL,
+    decode_tx_request,
+    decode_tx_response,
+    encode_tx_request,
+    make_compact,
+    missing_ids,
+    parse_compact,
+    rebuild,
+)
 from cli.node._config import NodeConfig
 from cli.node._executor import Executor, decode_block, state_next_nonce
 from cli.node._mempool import Admission, Mempool, Rejection
@@ -68,6 +81,7 @@ CH_TX = "tx"
 KIND_CORE = "c"
 KIND_TIP = "tip"
 KIND_TXS = "txs"
+KIND_COMPACT = "cp"
 SYNC_PROTOCOL = "sync"
 DRIVER_QUEUE_MAX = 20_000
 THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
@@ -84,6 +98,13 @@ TIP_ANNOUNCE_MIN_S = 0.25
 # connected to enough other validators for the round change to gather a quorum. Timers only
 # decide when a node gives up on a round, never what it votes, so this cannot affect safety.
 UNREACHABLE_PROPOSER_TIMEOUT_MS = 250
+# Proposal messages at least this large go out compact (header + transaction ids). A received
+# compact proposal whose transactions are not all in the mempool waits this long for the
+# fan-out batches still being verified, then fetches the rest from the proposer; at most
+# COMPACT_PENDING_MAX wait at once (more are dropped: a proposer sends one per round).
+COMPACT_MIN_BYTES = 2048
+COMPACT_WAIT_S = 0.05
+COMPACT_PENDING_MAX = 8
 
 
 @dataclass(slots=True)
@@ -104,6 +125,10 @@ class Counters:
     proposals_refused: int = 0
     txs_fanned_out: int = 0
     txs_received: int = 0
+    compact_sent: int = 0  # proposals sent as header + transaction ids
+    compact_rebuilt: int = 0  # compact proposals received and rebuilt
+    compact_fetched_txs: int = 0  # transactions fetched from a proposer to rebuild one
+    compact_failed: int = 0  # compact proposals that could not be rebuilt (dropped)
     dropped_malformed: int = 0  # tx batches and tip announcements that did not decode
     last_commit_latency_ms: int = 0
     evidence_log: list[dict[str, Any]] = field(default_factory=list)
@@ -169,6 +194,9 @@ class Node:
         self._sync_hint: bytes | None = None
         self._ahead_since: float | None = None
         self._block_cache: dict[bytes, Block] = {}
+        self._mempool_grew = trio.Event()  # replaced after every admission (compact proposals)
+        self._compact_pending = 0
+        self._nursery: trio.Nursery | None = None
         self._last_commit_mono = time.monotonic()
         self._tx_cost_s: float | None = None  # wall seconds per transaction executed (EWMA)
         self._last_announce = -math.inf  # monotonic time of the last tip announcement
@@ -224,6 +252,9 @@ class Node:
         if len(self._block_cache) >= 8:
             self._block_cache.pop(next(iter(self._block_cache)))
         self._block_cache[digest] = block
+
+    def _cached_block(self, data: bytes) -> Block | None:
+        return self._block_cache.get(sha256(data))
 
     def _block_from(self, block_hash: bytes, data: bytes) -> Block:
         block = self._block_cache.get(sha256(data))
@@ -287,6 +318,8 @@ class Node:
             signatures_ok = [next(verdicts_iter) if f else True
                              for f in fresh]
         verdicts = self.mempool.add(txs, signatures_ok=signatures_ok)
+        self._mempool_grew.set()
+        self._mempool_grew = trio.Event()
         now = time.monotonic()
         for tx, v in zip(txs, verdicts, strict=True):
             if v.ok and v.code == "pending":
@@ -330,7 +363,9 @@ class Node:
         async with open_host(self.node_key, members, opts) as host:
             self.host = host
             host.set_request_handler(SYNC_PROTOCOL, self._serve_sync)
+            host.set_request_handler(TXS_PROTOCOL, self._serve_txs)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._pump)
                 nursery.start_soon(self._tx_pump)
                 nursery.start_soon(self._tx_fanout)
@@ -384,7 +419,13 @@ class Node:
                 self.byzantine.broadcast(CH_CONSENSUS, KIND_CORE, action.msg,
                                          self.other_validators())
                 return
-            host.broadcast(CH_CONSENSUS, KIND_CORE, action.msg, to=self.other_validators())
+            compact = (make_compact(action.msg, self._cached_block)
+                       if len(action.msg) >= COMPACT_MIN_BYTES else None)
+            if compact is not None:
+                self.counters.compact_sent += 1
+                host.broadcast(CH_CONSENSUS, KIND_COMPACT, compact, to=self.other_validators())
+            else:
+                host.broadcast(CH_CONSENSUS, KIND_CORE, action.msg, to=self.other_validators())
         elif isinstance(action, ev.Send):
             if action.to != self.node_key.public:
                 host.send(action.to, CH_CONSENSUS, KIND_CORE, action.msg)
@@ -609,6 +650,73 @@ class Node:
                 self.push(ev.MessageReceived(msg=msg.payload))
             elif msg.kind == KIND_TIP:
                 self._on_tip(msg)
+            elif msg.kind == KIND_COMPACT:
+                if self.core is None or self._nursery is None \
+                        or self._compact_pending >= COMPACT_PENDING_MAX:
+                    self.counters.compact_failed += 1
+                    continue
+                self._compact_pending += 1
+                self._nursery.start_soon(self._on_compact, msg)
+
+    async def _on_compact(self, msg: Inbound) -> None:
+        """Rebuild a compact proposal and hand the core the full proposal message."""
+        try:
+            await self._rebuild_compact(msg)
+        finally:
+            self._compact_pending -= 1
+
+    async def _rebuild_compact(self, msg: Inbound) -> None:
+        try:
+            compact = parse_compact(msg.payload)
+        except DecodeError as exc:
+            self.counters.dropped_malformed += 1
+            log.info("compact proposal from %s refused: %s", msg.peer.hex()[:16], exc)
+            return
+        if compact.sender != msg.peer:  # proposers send their own proposals
+            self.counters.dropped_malformed += 1
+            return
+        lookup = self.mempool.get
+        deadline = trio.current_time() + COMPACT_WAIT_S
+        missing = missing_ids(compact, lookup)
+        while missing and trio.current_time() < deadline:
+            with trio.move_on_at(deadline):
+                await self._mempool_grew.wait()
+            missing = missing_ids(compact, lookup)
+        try:
+            if missing:
+                assert self.host is not None
+                resp = await self.host.request(msg.peer, TXS_PROTOCOL,
+                                               encode_tx_request(missing), timeout_s=10)
+                fetched = decode_tx_response(resp, missing)
+                self.counters.compact_fetched_txs += len(fetched)
+
+                def lookup(tx_id: bytes) -> Transaction | None:
+                    return self.mempool.get(tx_id) or fetched.get(tx_id)
+            block, data, full = rebuild(compact, lookup)
+        except (DecodeError, KeyError, ConnectionError, trio.TooSlowError) as exc:
+            self.counters.compact_failed += 1
+            log.info("compact proposal %d from %s not rebuilt: %s", compact.header.height,
+                     msg.peer.hex()[:16], exc if not isinstance(exc, KeyError)
+                     else "a transaction is missing")
+            return
+        self.counters.compact_rebuilt += 1
+        self._cache_block(sha256(data), block)
+        self.push(ev.MessageReceived(msg=full))
+
+    async def _serve_txs(self, peer: bytes, payload: bytes) -> bytes:
+        """Transactions by id for a validator rebuilding one of this node's compact
+        proposals: from the mempool, or from the blocks built or seen lately."""
+        try:
+            ids = decode_tx_request(payload)
+        except DecodeError:
+            return encode_value([])
+        recent = {tx.tx_id: tx for b in self._block_cache.values() for tx in b.txs}
+        out = []
+        for tx_id in ids:
+            tx = self.mempool.get(tx_id) or recent.get(tx_id)
+            out.append(tx.encode() if tx is not None else b"")
+        await trio.lowlevel.checkpoint()
+        return encode_value(out)
 
     async def _tx_pump(self) -> None:
         assert self.host is not None

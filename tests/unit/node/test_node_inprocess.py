@@ -69,3 +69,42 @@ def test_Node_four_validators_commit_submitted_txs(tmp_path: Path) -> None:
     finally:
         for n in nodes:
             n.close()
+
+
+def test_Node_proposals_travel_compact_and_missing_txs_are_fetched(tmp_path: Path) -> None:
+    """Transactions only node 0 holds (no fan-out) still commit: the other validators fetch
+    them from node 0 to rebuild its compact proposal; fanned-out ones are rebuilt from the
+    mempool alone."""
+    net = create_devnet(tmp_path / "net", nodes=4, consensus=FAST,
+                        config=NodeConfig.for_testing())
+    nodes = open_nodes(net)
+    key = read_key_file(net.nodes[0].org_key)
+    hidden = signed_txs(key, net.chain_id, 30)
+    shared = signed_txs(key, net.chain_id, 30, first_nonce=30)
+
+    async def body() -> None:
+        await wait_height(nodes, 1)
+        verdicts = await nodes[0].submit(hidden, fan_out=False)
+        assert all(v.ok for v in verdicts)
+        assert all(len(n.mempool) == 0 for n in nodes[1:])
+        with trio.fail_after(30):
+            while not all(n.store.tx_location(tx.tx_id) for n in nodes for tx in hidden):
+                await trio.sleep(0.05)
+        assert sum(n.counters.compact_fetched_txs for n in nodes[1:]) >= len(hidden)
+        await nodes[1].submit(shared)
+        with trio.fail_after(30):
+            while not all(n.store.tx_location(tx.tx_id) for n in nodes for tx in shared):
+                await trio.sleep(0.05)
+        h = min(n.store.height for n in nodes)
+        assert len({n.store.block(h).hash for n in nodes}) == 1  # type: ignore[union-attr]
+
+    try:
+        trio.run(run_nodes, nodes, body)
+    finally:
+        for n in nodes:
+            n.close()
+    assert sum(n.counters.compact_sent for n in nodes) >= 2
+    assert sum(n.counters.compact_rebuilt for n in nodes) >= 2 * 3
+    assert sum(n.counters.compact_failed for n in nodes) == 0
+    # the fanned-out batch needed no fetch: only the hidden transactions were ever fetched
+    assert sum(n.counters.compact_fetched_txs for n in nodes) <= len(hidden) * 3
