@@ -82,7 +82,10 @@ def _node_counters(urls: list[str]) -> dict[str, float]:
     import httpx
 
     out: dict[str, float] = {}
-    wanted = {"partledger_consensus_round_changes_total": "round_changes"}
+    wanted = {"partledger_consensus_round_changes_total": "round_changes",
+              "partledger_compact_proposals_rebuilt_total": "compact_rebuilt",
+              "partledger_compact_fetched_txs_total": "compact_fetched_txs",
+              "partledger_compact_proposals_failed_total": "compact_failed"}
     for name, metric in _TIMINGS.items():
         base, _, labels = metric.partition("{")
         suffix = "{" + labels if labels else ""
@@ -215,6 +218,8 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     counters1 = _node_counters(urls)
     round_changes = int(counters1.get("round_changes", 0) - counters0.get("round_changes", 0))
     timings = _timings_ms(counters0, counters1)
+    compact = {k: int(counters1.get(k, 0) - counters0.get(k, 0))
+               for k in ("compact_rebuilt", "compact_fetched_txs", "compact_failed")}
     load = meter.stop()
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)
@@ -225,12 +230,12 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     committed = _txs_between(urls[0], h0, h1)
     out = {"tps": committed / window, "blocks": h1 - h0, "window_s": round(window, 2),
            "offered_tps": lg["offered_tps"], "p50_ms": lg["p50_ms"], "p99_ms": lg["p99_ms"],
-           "samples": lg["samples"], "round_changes": round_changes, "timings_ms": timings,
+           "samples": lg["samples"], "round_changes": round_changes, "timings_ms": timings, "compact": compact,
            "codes": lg["codes"], "n_errors": lg["n_errors"],
            "errors": lg["errors"], "rss_mb": rss, **load}
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
-        f"({out['samples']} samples); {round_changes} round changes; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
+        f"({out['samples']} samples); {round_changes} round changes; compact proposals {compact}; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
         f"foreign {load['foreign_cores']}; rejections {lg['codes']}")
     out["drained"] = _wait_drained(urls, drain_s)
     if not out["drained"]:

@@ -76,6 +76,10 @@ class Mempool:
     def __contains__(self, tx_id: bytes) -> bool:
         return tx_id in self._txs
 
+    def oldest(self) -> bytes | None:
+        """The id of the transaction that has been pending longest."""
+        return next(iter(self._txs), None)
+
     def get(self, tx_id: bytes) -> Transaction | None:
         return self._txs.get(tx_id)
 

@@ -80,6 +80,16 @@ class _NodeCollector(Collector):
         yield counter("dropped_malformed_payloads",
                       "transaction batches and tip announcements from peers that did not decode",
                       c.dropped_malformed)
+        yield counter("compact_proposals_sent", "proposals sent as header + transaction ids",
+                      c.compact_sent)
+        yield counter("compact_proposals_rebuilt",
+                      "compact proposals received and rebuilt from the mempool",
+                      c.compact_rebuilt)
+        yield counter("compact_fetched_txs",
+                      "transactions fetched from a proposer to rebuild its compact proposal",
+                      c.compact_fetched_txs)
+        yield counter("compact_proposals_failed",
+                      "compact proposals that could not be rebuilt (dropped)", c.compact_failed)
         yield counter("driver_dropped", "consensus messages dropped because the driver lagged",
                       c.dropped_driver_full)
         ms = n.mempool.statistics()

@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -89,6 +89,7 @@ THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
+INLINE_MAX_TXS = 16  # blocks this small are built and validated on the event loop (_off_loop)
 # After a commit the new tip is announced at once unless one went out this recently (busy
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
 # periodic announcer keeps observers and laggards informed).
@@ -198,6 +199,7 @@ class Node:
         self._compact_pending = 0
         self._nursery: trio.Nursery | None = None
         self._last_commit_mono = time.monotonic()
+        self._prev_commit_mono = self._last_commit_mono  # the commit before the last one
         self._tx_cost_s: float | None = None  # wall seconds per transaction executed (EWMA)
         self._last_announce = -math.inf  # monotonic time of the last tip announcement
         self._stopping = trio.Event()
@@ -483,10 +485,10 @@ class Node:
         async with self._exec_lock:
             if block.height != self.store.height + 1:
                 return False
-            verdict = await self._timed("validate", trio.to_thread.run_sync(
+            verdict = await self._timed("validate", _off_loop(
                 lambda: self.executor.validate(block, verified=lambda t: by_id.get(t.tx_id,
-                                                                                  False))),
-                                        txs=len(block.txs))
+                                                                                  False)),
+                txs=len(block.txs)), txs=len(block.txs))
         if not verdict.ok:
             self.counters.proposals_refused += 1
             log.warning("refusing proposal %d/%d: %s", action.height, action.round,
@@ -567,7 +569,7 @@ class Node:
         if self.metrics is not None:
             self.metrics.block_latency.observe(c.last_commit_latency_ms / 1000)
             self.metrics.block_interval.observe(now - self._last_commit_mono)
-        self._last_commit_mono = now
+        self._prev_commit_mono, self._last_commit_mono = self._last_commit_mono, now
         self.recent_commits.append(CommitRecord(height=block.height, block_hash=block.hash,
                                                 tx_count=len(ids), committed_at=time.time()))
         self.commit_event.set()
@@ -602,9 +604,9 @@ class Node:
                 await self._proposal_changed.wait()
                 continue
             # Batch: wait for the block interval since the last commit, longer when idle.
-            ready_at = self._last_commit_mono + interval
             idle_until = self._last_commit_mono + idle_max
             while True:
+                ready_at = self._batch_ready_at(interval)
                 now = time.monotonic()
                 if now >= ready_at and (len(self.mempool) > 0 or now >= idle_until):
                     break
@@ -619,15 +621,32 @@ class Node:
             self._proposal_wanted = None
             await self._build(req)
 
+    def _batch_ready_at(self, interval: float) -> float:
+        """When the next proposal may be built: `interval` after the last commit, or sooner
+        when the oldest pending transaction has already waited `interval` and arrived while
+        the last height was being agreed (too late for its proposal). The interval is there to
+        batch transactions, so it caps how long one waits for company; at light load, waiting
+        it out again after every commit added a whole interval to every transaction's latency.
+        A transaction that was pending before the last height began (a nonce gap keeps it out
+        of blocks) does not count, so it cannot make the proposers race through empty
+        blocks."""
+        ready_at = self._last_commit_mono + interval
+        oldest = self.mempool.oldest()
+        admitted = self._admitted_at.get(oldest) if oldest is not None else None
+        if admitted is not None and admitted > self._prev_commit_mono:
+            ready_at = min(ready_at, admitted + interval)
+        return ready_at
+
     async def _build(self, req: ev.RequestProposalValue) -> None:
         async with self._exec_lock:
             if self.store.height + 1 != req.height:
                 return  # the height moved on while we waited
             candidates = self.mempool.select(max_txs=self.proposal_max_txs(),
                                              max_bytes=self.config.p2p.max_frame_bytes // 2)
-            built = await self._timed("build", trio.to_thread.run_sync(
+            built = await self._timed("build", _off_loop(
                 lambda: self.executor.build(proposer=self.node_key.public,
-                                            candidates=candidates)), txs=len(candidates))
+                                            candidates=candidates), txs=len(candidates)),
+                                      txs=len(candidates))
         for r in built.rejected:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1
@@ -898,6 +917,16 @@ class Node:
         if self.byzantine is not None:
             out = self.byzantine.sync_items(out)
         return encode_value(out)
+
+
+async def _off_loop(fn: Callable[[], T], *, txs: int) -> T:
+    """Run `fn` (executing `txs` transactions) in a worker thread, so the event loop keeps
+    serving the network and the API meanwhile; a block of a few transactions executes
+    faster than the hand-off to a thread and back costs, so it runs right here."""
+    if txs <= INLINE_MAX_TXS:
+        await trio.lowlevel.checkpoint()
+        return fn()
+    return await trio.to_thread.run_sync(fn)
 
 
 def recent_seals(store: Store, count: int) -> list[tuple[int, bytes, Seal]]:

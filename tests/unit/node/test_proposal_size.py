@@ -38,3 +38,45 @@ def test_proposal_size_follows_the_measured_cost_per_transaction(tmp_path: Path)
         assert node.proposal_max_txs() == 64
     finally:
         node.close()
+
+
+def test_a_transaction_that_arrived_during_the_last_height_does_not_wait_the_interval_again(
+        tmp_path: Path) -> None:
+    from ledger import read_key_file
+    from tests.node_helpers import signed_txs
+
+    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
+                        consensus=ConsensusParams(timeout_ms=2000, max_block_txs=5000,
+                                                  block_interval_ms=100))
+    home = Home.at(net.nodes[0].home)
+    node = Node.open(home, NodeConfig.load(home.config_path))
+    interval = 0.1
+    try:
+        now = node._last_commit_mono
+        assert node._batch_ready_at(interval) == now + interval  # empty mempool
+        tx = signed_txs(read_key_file(net.nodes[0].org_key), net.chain_id, 1)[0]
+        assert trio.run(node.submit, [tx])[0].ok
+        # pending since 80 ms before the last commit, after the one before it: ready 20 ms
+        # after that commit instead of 100
+        node._prev_commit_mono, node._last_commit_mono = now - 1.0, now
+        node._admitted_at[tx.tx_id] = now - 0.08
+        assert abs(node._batch_ready_at(interval) - (now + 0.02)) < 1e-9
+        # pending since before the last height began (a nonce gap keeps it out of blocks):
+        # it does not hurry the proposer
+        node._prev_commit_mono = now - 0.05
+        assert node._batch_ready_at(interval) == now + interval
+    finally:
+        node.close()
+
+
+def test_small_blocks_execute_on_the_event_loop_large_ones_in_a_worker_thread() -> None:
+    import threading
+
+    from cli.node._node import INLINE_MAX_TXS, _off_loop
+
+    async def where(txs: int) -> threading.Thread:
+        return await _off_loop(threading.current_thread, txs=txs)
+
+    loop_thread = threading.current_thread()
+    assert trio.run(where, INLINE_MAX_TXS) is loop_thread
+    assert trio.run(where, INLINE_MAX_TXS + 1) is not loop_thread
