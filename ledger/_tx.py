@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ledger._codec import check_version, decode, encode
 from ledger._crypto import SigningKey, sha256, verify_batch
@@ -83,22 +83,31 @@ class Transaction:
         `decode` has just proven) and spares encoding it again."""
         if not isinstance(m, dict):
             raise DecodeError("transaction: expected a map", code="tx_shape")
-        check_version(m, what="transaction", version=TX_VERSION)
-        if set(m) != _FIELDS:
+        if m.get("v") != TX_VERSION:
+            check_version(m, what="transaction", version=TX_VERSION)
+        if m.keys() != _FIELDS:
             missing, extra = _FIELDS - set(m), set(m) - _FIELDS
             raise DecodeError(f"transaction: fields missing {sorted(missing)} / unknown "
                               f"{sorted(extra)}", code="tx_shape")
-        _expect(m, "chain", bytes, 32)
-        _expect(m, "signer", bytes, 32)
-        _expect(m, "sig", bytes, 64)
-        if not isinstance(m["kind"], str) or not 0 < len(m["kind"]) <= 64:
+        chain, signer, sig, kind, body, n = (m["chain"], m["signer"], m["sig"], m["kind"],
+                                             m["body"], m["nonce"])
+        if not isinstance(chain, bytes) or len(chain) != 32:
+            _bad_size("chain", 32)
+        if not isinstance(signer, bytes) or len(signer) != 32:
+            _bad_size("signer", 32)
+        if not isinstance(sig, bytes) or len(sig) != 64:
+            _bad_size("sig", 64)
+        if not isinstance(kind, str) or not 0 < len(kind) <= 64:
             raise DecodeError("transaction: kind must be a non-empty string", code="tx_shape")
-        if not isinstance(m["body"], dict):
+        if not isinstance(body, dict):
             raise DecodeError("transaction: body must be a map", code="tx_shape")
-        n = m["nonce"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise DecodeError("transaction: nonce must be a non-negative integer", code="tx_shape")
-        return cls._from_map(m, raw)
+        unsigned = _unsigned_from_raw(raw) if raw is not None else None
+        if raw is None or unsigned is None:
+            return cls._from_map(m)
+        return cls(chain=chain, kind=kind, body=body, signer=signer, nonce=n, sig=sig,
+                   tx_id=sha256(unsigned), raw=raw)
 
     def signing_message(self) -> bytes:
         return TX_SIGN_DOMAIN + self.tx_id
@@ -126,10 +135,8 @@ def _unsigned_from_raw(raw: bytes) -> bytes | None:
     return b"\x86" + raw[1:t] + raw[t + 70:]
 
 
-def _expect(m: Mapping[str, Any], name: str, typ: type[bytes], size: int) -> None:
-    v = m[name]
-    if not isinstance(v, typ) or len(v) != size:
-        raise DecodeError(f"transaction: {name} must be {size} bytes", code="tx_shape")
+def _bad_size(name: str, size: int) -> NoReturn:
+    raise DecodeError(f"transaction: {name} must be {size} bytes", code="tx_shape")
 
 
 def verify_transactions(txs: Sequence[Transaction]) -> list[bool]:
