@@ -21,12 +21,14 @@ _DL_PRIMARY = {"01", "00", "414", "8003", "8004", "417", "253", "8010", "8017", 
 _DL_QUALIFIERS = {"01": ("22", "10", "21"), "414": ("254",)}
 
 
+@lru_cache(maxsize=16384)
 def gs1_check_digit(digits: str) -> str:
-    """Mod-10 check digit of a GS1 key body (weights 3,1,3,… from the right)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return str((10 - total % 10) % 10)
+    """Mod-10 check digit of a GS1 key body (weights 3,1,3,… from the right).
+
+    Cached: every serial of one product shares its GTIN body, so most calls repeat one.
+    """
+    r = digits[::-1]
+    return str(-(3 * sum(map(int, r[0::2])) + sum(map(int, r[1::2]))) % 10)
 
 
 def _digits(s: str) -> bool:

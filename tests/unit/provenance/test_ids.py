@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.provenance._ids import company_digits, gs1_check_digit, id_key, is_class_key
 
@@ -50,3 +52,15 @@ def test_class_and_company_digits() -> None:
     assert d is not None and d.startswith("0614141")
     d = company_digits(id_key("https://id.gs1.org/00/106141412345678908"))
     assert d is not None and d.startswith("0614141")
+
+
+def _check_digit_by_definition(digits: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        total += int(ch) * (3 if i % 2 == 0 else 1)
+    return str((10 - total % 10) % 10)
+
+
+@given(st.text(alphabet="0123456789", max_size=20))
+def test_check_digit_matches_definition(digits: str) -> None:
+    assert gs1_check_digit(digits) == _check_digit_by_definition(digits)
