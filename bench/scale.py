@@ -83,7 +83,8 @@ def run_case(chain_home: Path, a: argparse.Namespace, label: str, seed: int) -> 
                              name=f"{label} light")
         res["saturation"] = phase(src, urls=urls, pids=pids, rate=a.rate, warmup_s=a.warmup,
                                   duration_s=a.duration, tick_s=0.02,
-                                  pause_mempool=a.pause_mempool, name=f"{label} saturation")
+                                  pause_mempool=a.pause_mempool, name=f"{label} saturation",
+                                  profile_dir=Path(a.profile) if a.profile else None)
         res["rss_mb"] = {h.name: round(rss_mb(p), 1) for h, p in zip(homes, pids, strict=True)}
     finally:
         for p in pids:  # all at once, then wait for each
@@ -114,6 +115,8 @@ def main() -> None:
     ap.add_argument("--light-duration", type=float, default=15.0)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--agents-per-org", type=int, default=32)
+    ap.add_argument("--profile", default="", help="py-spy folded stacks of each node during "
+                    "each saturation phase go to this directory")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()

@@ -42,6 +42,7 @@ from ledger._genesis import Genesis
 from ledger.errors import DecodeError, StoreError
 
 STORE_FORMAT = b"1"
+WRITE_BUFFER_BYTES = 64 << 20  # LevelDB memtable (see Store.open)
 TIP_VERSION = 1
 K_FORMAT = b"m/format"
 K_CHAIN = b"m/chain"
@@ -124,9 +125,17 @@ class Store:
             # block. Only with paranoid checks: then LevelDB verifies a filter block's checksum
             # when it loads it and ignores a damaged one; without them a damaged filter could
             # answer "absent" for a key that is there.
+            #
+            # No compression, a 64 MB write buffer: a node's writes are hashes, signatures and
+            # keys spread over the whole key space, so every table LevelDB writes is merged
+            # again at each level (about 30x write amplification in a 1 GB store), and with
+            # Snappy each merge decompressed and recompressed it: with 1,000,000 transactions
+            # in the ledger, the compaction threads of 4 validators on 2 cores took 1.3 cores
+            # and throughput fell to 0.57 of the empty ledger's; without compression and with
+            # fewer, larger level-0 tables, 0.92 (docs/performance.md, "Scale").
             db = plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid,
                            bloom_filter_bits=10 if paranoid else 0, lru_cache_size=32 << 20,
-                           write_buffer_size=16 << 20)
+                           write_buffer_size=WRITE_BUFFER_BYTES, compression=None)
         except plyvel.IOError as exc:
             msg = _why(exc)
             if "lock" in msg.lower():
@@ -316,6 +325,18 @@ class Store:
                              code="store_corrupt")
         h, i = struct.unpack(">QI", raw)
         return int(h), int(i)
+
+    def iter_tx_index(self) -> Iterator[tuple[bytes, int, int]]:
+        """(tx id, height, index in block) of every transaction index entry, in tx id order:
+        one sequential read of the index instead of a random read per transaction (audit
+        replay checks the whole index this way)."""
+        n = len(P_TX)
+        for k, raw in self._iter(P_TX):
+            if len(raw) != 12:
+                raise StoreError(f"store {self.path}: tx index entry for {k[n:].hex()} is "
+                                 "malformed", code="store_corrupt")
+            h, i = struct.unpack(">QI", raw)
+            yield k[n:], int(h), int(i)
 
     def key_counts(self) -> dict[bytes, int]:
         """Number of keys per two-byte family prefix (b"b/", b"x/", ...), reading every entry
