@@ -221,15 +221,21 @@ def test_replay_store_single_byte_flips_in_table_file_fail_cleanly(tmp_path: Pat
         shutil.rmtree(work)
 
 
-@pytest.mark.parametrize("edit", ["drop_index", "extra_state", "extra_key", "wrong_root"])
+@pytest.mark.parametrize("edit", ["drop_index", "wrong_index", "stray_index", "extra_state",
+                                  "extra_key", "wrong_root"])
 def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str) -> None:
     c = make_consortium()
     with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
         b2 = s.block(2)
     assert b2 is not None and b2.txs
+    tx_id = b2.txs[1].tx_id
     db = plyvel.DB(str(tmp_path / "db"))
     if edit == "drop_index":
-        db.delete(b"x/" + b2.txs[0].tx_id)
+        db.delete(b"x/" + tx_id)
+    elif edit == "wrong_index":
+        db.put(b"x/" + tx_id, struct.pack(">QI", 2, 0))
+    elif edit == "stray_index":
+        db.put(b"x/" + bytes(32), struct.pack(">QI", 3, 0))
     elif edit == "extra_state":
         db.put(b"s/kv/intruder", b"1")
     elif edit == "extra_key":
@@ -239,7 +245,12 @@ def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str
     db.close()
     with pytest.raises(ReplayError) as e:
         _replay_dir(tmp_path / "db", c)
-    assert e.value.code in {"drop_index": ("store_index",),
-                            "extra_state": ("store_extra_entries",),
-                            "extra_key": ("store_extra_entries",),
-                            "wrong_root": ("stored_state_root",)}[edit]
+    assert e.value.code == {"drop_index": "store_index", "wrong_index": "store_index",
+                            "stray_index": "store_index",
+                            "extra_state": "store_extra_entries",
+                            "extra_key": "store_extra_entries",
+                            "wrong_root": "stored_state_root"}[edit]
+    if edit in ("drop_index", "wrong_index"):  # names the transaction and its block
+        assert (e.value.height, e.value.tx) == (2, tx_id)
+    if edit == "stray_index":
+        assert e.value.tx == bytes(32)
