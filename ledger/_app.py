@@ -70,5 +70,5 @@ class Application(Protocol):
 
 
 def next_state_root(prev_root: bytes, writes: WriteSet) -> bytes:
-    items = [[k, writes[k]] for k in sorted(writes)]
-    return sha256(STATE_ROOT_DOMAIN + prev_root + sha256(encode(items)))
+    # sorted (key, value) tuples encode exactly as the [key, value] lists of the definition
+    return sha256(STATE_ROOT_DOMAIN + prev_root + sha256(encode(sorted(writes.items()))))

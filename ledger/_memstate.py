@@ -7,7 +7,7 @@ transaction can be rolled back (`checkpoint`/`rollback`) without touching the ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from ledger._app import StateReader
 
@@ -19,12 +19,14 @@ class MemState:
 
     def __init__(self, items: Mapping[bytes, bytes] | None = None) -> None:
         self._d: dict[bytes, bytes] = dict(items or {})
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._d.get(key)
+        # the dict's own lookup: a state machine reads through it for every record
+        self.get: Callable[[bytes], bytes | None] = self._d.get
 
     def apply(self, writes: Mapping[bytes, bytes | None]) -> None:
         """Apply a write set (None deletes)."""
+        if None not in writes.values():
+            self._d.update(writes)  # type: ignore[arg-type]  # no None among the values
+            return
         for k, v in writes.items():
             if v is None:
                 self._d.pop(k, None)
