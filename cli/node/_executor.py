@@ -207,13 +207,15 @@ class Executor:
         self._pending.clear()
         return tip
 
-    def apply_synced(self, block_bytes: bytes, seal_bytes: bytes) -> tuple[Block, Seal, Tip]:
-        """Check a block fetched from a peer (seal first) and commit it.
+    def apply_synced(self, block_bytes: bytes | Block, seal_bytes: bytes
+                     ) -> tuple[Block, Seal, Tip]:
+        """Check a block fetched from a peer (seal first) and commit it (`block_bytes` may be
+        the block already decoded from those bytes).
 
         Raises:
             DecodeError, VerificationError: the peer sent something that does not check out.
         """
-        block = Block.decode(block_bytes)
+        block = block_bytes if isinstance(block_bytes, Block) else Block.decode(block_bytes)
         seal = Seal.decode(seal_bytes)
         verify_seal(seal, chain=self.genesis.chain_id, block_hash=block.hash,
                     height=block.height, validators=self.genesis.validators)

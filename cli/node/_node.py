@@ -892,7 +892,7 @@ class Node:
         block = Block.decode(block_bytes)
         if block.height <= head:
             return None, None, None
-        return self.executor.apply_synced(block_bytes, seal_bytes)
+        return self.executor.apply_synced(block, seal_bytes)
 
     async def _serve_sync(self, peer: bytes, payload: bytes) -> bytes:
         try:
