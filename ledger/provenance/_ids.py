@@ -14,7 +14,7 @@ prefix is a leading substring of `company_digits(key)`, so a claim is a `startsw
 from __future__ import annotations
 
 from functools import lru_cache
-from urllib.parse import unquote
+from urllib.parse import unquote as _unquote
 
 # Digital Link primary keys we convert, and the qualifiers that may follow them (in order).
 _DL_PRIMARY = {"01", "00", "414", "8003", "8004", "417", "253", "8010", "8017", "8018"}
@@ -29,6 +29,12 @@ def gs1_check_digit(digits: str) -> str:
     """
     r = digits[::-1]
     return str(-(3 * sum(map(int, r[0::2])) + sum(map(int, r[1::2]))) % 10)
+
+
+def unquote(s: str) -> str:
+    """Percent-escapes removed (`urllib.parse.unquote`, skipped for the usual text without
+    any)."""
+    return s if "%" not in s else _unquote(s)
 
 
 def _digits(s: str) -> bool:

@@ -96,7 +96,12 @@ def _id_list(body: dict[str, Any], field: str) -> list[str]:
         return []
     if not isinstance(v, list) or len(v) > MAX_IDS:
         raise reject("bad_field", f"{field} must be a list of at most {MAX_IDS} identifiers")
-    out = [_id(x, f"{field}[{i}]") for i, x in enumerate(v)]
+    for x in v:
+        if not isinstance(x, str) or not 0 < len(x) <= MAX_ID_LEN or ":" not in x:
+            out = [_id(x, f"{field}[{i}]") for i, x in enumerate(v)]  # names the first bad one
+            break
+    else:
+        out = list(v)
     if len(set(out)) != len(out):
         raise reject("duplicate_identifier", f"{field} lists an identifier twice")
     return out
@@ -122,14 +127,18 @@ def _qty_list(body: dict[str, Any], field: str) -> list[str]:
         raise reject("bad_field", f"{field} must be a list of quantity elements")
     out = []
     for i, q in enumerate(v):
-        where = f"{field}[{i}]"
         if not isinstance(q, dict) or "epcClass" not in q:
-            raise reject("bad_field", f"{where} must be a map with an epcClass")
-        out.append(_id(q["epcClass"], f"{where}.epcClass"))
+            raise reject("bad_field", f"{field}[{i}] must be a map with an epcClass")
+        c = q["epcClass"]
+        if not isinstance(c, str) or not 0 < len(c) <= MAX_ID_LEN or ":" not in c:
+            _id(c, f"{field}[{i}].epcClass")
+        out.append(c)
         if "quantity" in q:
-            _quantity(q["quantity"], f"{where}.quantity")
+            n = q["quantity"]
+            if type(n) is not int or n < 0:
+                _quantity(n, f"{field}[{i}].quantity")
         if "uom" in q and ("quantity" not in q or not isinstance(q["uom"], str)):
-            raise reject("bad_field", f"{where}.uom needs a quantity and must be a UN/ECE "
+            raise reject("bad_field", f"{field}[{i}].uom needs a quantity and must be a UN/ECE "
                          "Rec 20 code string")
     return out
 
@@ -140,7 +149,10 @@ def _loc(body: dict[str, Any], field: str) -> str | None:
         return None
     if not isinstance(v, dict) or "id" not in v:
         raise reject("bad_field", f"{field} must be a map with an id")
-    return _id(v["id"], f"{field}.id")
+    i = v["id"]
+    if not isinstance(i, str) or not 0 < len(i) <= MAX_ID_LEN or ":" not in i:
+        _id(i, f"{field}.id")
+    return i  # type: ignore[no-any-return]
 
 
 def check_event(kind: str, body: dict[str, Any]) -> EventView:
