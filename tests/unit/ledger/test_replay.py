@@ -222,7 +222,7 @@ def test_replay_store_single_byte_flips_in_table_file_fail_cleanly(tmp_path: Pat
 
 
 @pytest.mark.parametrize("edit", ["drop_index", "wrong_index", "stray_index", "extra_state",
-                                  "extra_key", "wrong_root"])
+                                  "changed_state", "extra_key", "wrong_root"])
 def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str) -> None:
     c = make_consortium()
     with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
@@ -238,6 +238,9 @@ def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str
         db.put(b"x/" + bytes(32), struct.pack(">QI", 3, 0))
     elif edit == "extra_state":
         db.put(b"s/kv/intruder", b"1")
+    elif edit == "changed_state":
+        key, value = next(iter(db.iterator(prefix=b"s/")))
+        db.put(key, value + b"!")
     elif edit == "extra_key":
         db.put(b"z/whatever", b"1")
     else:
@@ -248,9 +251,12 @@ def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str
     assert e.value.code == {"drop_index": "store_index", "wrong_index": "store_index",
                             "stray_index": "store_index",
                             "extra_state": "store_extra_entries",
+                            "changed_state": "stored_state",
                             "extra_key": "store_extra_entries",
                             "wrong_root": "stored_state_root"}[edit]
     if edit in ("drop_index", "wrong_index"):  # names the transaction and its block
         assert (e.value.height, e.value.tx) == (2, tx_id)
     if edit == "stray_index":
         assert e.value.tx == bytes(32)
+    if edit == "changed_state":
+        assert "at 2 entries" in e.value.message  # the store's value and the replayed one
