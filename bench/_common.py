@@ -147,6 +147,20 @@ def rss_mb(pid: int) -> float:
         return float("nan")
 
 
+def anon_rss_mb(pid: int) -> float:
+    """The anonymous part of a process's RSS (heap, stacks: memory it owns), without the
+    file-backed pages it maps: LevelDB maps its table files, and every page of them a node
+    reads counts in RSS although it is page cache the kernel reclaims under pressure."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 # -- the workload: commissioning ObjectEvents from many agents ------------------------------------
 
 @dataclass(frozen=True, slots=True)

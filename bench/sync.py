@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 
 from bench._common import (
     CpuMeter,
+    anon_rss_mb,
     emit_json,
     log,
     machine,
@@ -132,11 +133,12 @@ def run_once(chain_home: Path, a: argparse.Namespace) -> dict[str, Any]:
         _wait_api(url, pid, fresh, 120)
         t_api = time.monotonic() - t0
         height, last_log = 0, t0
-        rss_peak = 0.0
+        rss_peak = anon_peak = 0.0
         while height < target:
             time.sleep(0.5)
             height = httpx.get(f"{url}/v1/status", timeout=30).json()["height"]
             rss_peak = max(rss_peak, rss_mb(pid))
+            anon_peak = max(anon_peak, anon_rss_mb(pid))
             if time.monotonic() - last_log > 15:
                 last_log = time.monotonic()
                 log(f"  synced {height:,} / {target:,} blocks")
@@ -147,7 +149,7 @@ def run_once(chain_home: Path, a: argparse.Namespace) -> dict[str, Any]:
         res.update({"blocks": target, "txs": total_txs, "seconds": round(secs, 2),
                     "startup_s": round(t_api, 2), "blocks_s": target / secs,
                     "tps": total_txs / secs, "rss_mb": round(rss_mb(pid), 1),
-                    "rss_peak_mb": round(rss_peak, 1),
+                    "rss_peak_mb": round(rss_peak, 1), "anon_rss_peak_mb": round(anon_peak, 1),
                     "server_rss_mb": round(rss_mb(server_pid), 1), **load})
     finally:
         if pid:
@@ -186,6 +188,7 @@ def main() -> None:
          "blocks": a.blocks, "tps": tps, "blocks_s": median(r["blocks_s"] for r in runs),
          "ceiling_tps": ceiling, "ratio_ceiling": ratio(tps, ceiling),
          "rss_mb": max(r["rss_peak_mb"] for r in runs),
+         "anon_rss_mb": max(r["anon_rss_peak_mb"] for r in runs),
          "foreign_cores": median(r["foreign_cores"] for r in runs), "per_run": runs}
     out = sys.stderr if a.json else sys.stdout
     print(f"sync of {a.total_txs:,} transactions ({a.blocks:,} blocks) by a fresh node, "
@@ -193,6 +196,8 @@ def main() -> None:
     print(ratio_line("sync tx/s", tps, ceiling, unit="tx/s", base_name="ceiling"), file=out)
     print(f"{'sync blocks/s':<34} {s['blocks_s']:>12,.1f}", file=out)
     print(f"{'fresh node RSS (peak)':<34} {s['rss_mb']:>12,.0f} MB", file=out)
+    print(f"{'  of it anonymous (peak)':<34} {s['anon_rss_mb']:>12,.0f} MB  (the rest: mapped "
+          "LevelDB tables, page cache)", file=out)
     if a.json:
         emit_json(s)
 

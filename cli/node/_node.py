@@ -102,10 +102,11 @@ UNREACHABLE_PROPOSER_TIMEOUT_MS = 250
 # Proposal messages at least this large go out compact (header + transaction ids). A received
 # compact proposal whose transactions are not all in the mempool waits this long for the
 # fan-out batches still being verified, then fetches the rest from the proposer; at most
-# COMPACT_PENDING_MAX wait at once (more are dropped: a proposer sends one per round).
+# COMPACT_PENDING_PER_PEER from one proposer wait at once (it sends one per round; more are
+# dropped, so a faulty validator that never answers fetches cannot hold back the others').
 COMPACT_MIN_BYTES = 2048
 COMPACT_WAIT_S = 0.05
-COMPACT_PENDING_MAX = 8
+COMPACT_PENDING_PER_PEER = 2
 
 
 @dataclass(slots=True)
@@ -196,7 +197,7 @@ class Node:
         self._ahead_since: float | None = None
         self._block_cache: dict[bytes, Block] = {}
         self._mempool_grew = trio.Event()  # replaced after every admission (compact proposals)
-        self._compact_pending = 0
+        self._compact_pending: dict[bytes, int] = {}  # proposer -> compact proposals in work
         self._nursery: trio.Nursery | None = None
         self._last_commit_mono = time.monotonic()
         self._prev_commit_mono = self._last_commit_mono  # the commit before the last one
@@ -670,11 +671,12 @@ class Node:
             elif msg.kind == KIND_TIP:
                 self._on_tip(msg)
             elif msg.kind == KIND_COMPACT:
+                busy = self._compact_pending.get(msg.peer, 0)
                 if self.core is None or self._nursery is None \
-                        or self._compact_pending >= COMPACT_PENDING_MAX:
+                        or busy >= COMPACT_PENDING_PER_PEER:
                     self.counters.compact_failed += 1
                     continue
-                self._compact_pending += 1
+                self._compact_pending[msg.peer] = busy + 1
                 self._nursery.start_soon(self._on_compact, msg)
 
     async def _on_compact(self, msg: Inbound) -> None:
@@ -682,7 +684,9 @@ class Node:
         try:
             await self._rebuild_compact(msg)
         finally:
-            self._compact_pending -= 1
+            left = self._compact_pending.pop(msg.peer, 1) - 1
+            if left:
+                self._compact_pending[msg.peer] = left
 
     async def _rebuild_compact(self, msg: Inbound) -> None:
         try:

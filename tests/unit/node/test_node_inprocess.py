@@ -91,6 +91,14 @@ def test_Node_proposals_travel_compact_and_missing_txs_are_fetched(tmp_path: Pat
             while not all(n.store.tx_location(tx.tx_id) for n in nodes for tx in hidden):
                 await trio.sleep(0.05)
         assert sum(n.counters.compact_fetched_txs for n in nodes[1:]) >= len(hidden)
+        # a malformed compact proposal from a validator is dropped and counted
+        from cli.node._node import CH_CONSENSUS, KIND_COMPACT
+        before = nodes[0].counters.dropped_malformed
+        assert nodes[1].host is not None
+        nodes[1].host.send(nodes[0].node_key.public, CH_CONSENSUS, KIND_COMPACT, b"\x93junk")
+        with trio.fail_after(10):
+            while nodes[0].counters.dropped_malformed == before:
+                await trio.sleep(0.02)
         await nodes[1].submit(shared)
         with trio.fail_after(30):
             while not all(n.store.tx_location(tx.tx_id) for n in nodes for tx in shared):
