@@ -189,7 +189,7 @@ def setup_agents(url: str, org_keys: list[Any], seed: int, per_org: int = AGENTS
 def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
            warmup_s: float, duration_s: float, pause_mempool: int, tick_s: float,
            name: str, profile_dir: Path | None = None, drain_s: float = 60,
-           max_sign: int = 40_000) -> dict[str, Any]:
+           max_sign: int = 100_000) -> dict[str, Any]:
     # what the offered rate could send, capped: at saturation most of it stays unsent anyway
     # (the stream pauses on a full mempool) and is carried to the next phase
     n_txs = min(int(rate * (warmup_s + duration_s) * 1.05) + 10, max_sign)
