@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -72,6 +73,15 @@ class _Pending:
     height: int
     block: Block
     error: ReplayError | None = None
+
+
+@dataclass
+class _Checked:
+    """A window whose blocks passed the structural checks (up to `failure`, if any)."""
+
+    pending: list[_Pending]
+    failure: ReplayError | None
+    verdicts: Future[list[bool]] | list[bool]
 
 
 @dataclass
@@ -187,6 +197,12 @@ class _Replayer:
         self.report.txs += len(block.txs)
 
     def run_window(self, window: list[tuple[int, bytes, bytes]]) -> None:
+        self.finish_window(self.check_window(window, None))
+
+    def check_window(self, window: list[tuple[int, bytes, bytes]],
+                     pool: ThreadPoolExecutor | None) -> _Checked:
+        """Structural checks of a window's blocks, in order, up to the first failure; their
+        signatures are then verified on `pool` (or here without one)."""
         pending: list[_Pending] = []
         failure: ReplayError | None = None
         for height, rb, rs in window:
@@ -197,9 +213,20 @@ class _Replayer:
             assert block is not None
             pending.append(_Pending(height, block))
         txs = [tx for p in pending for tx in p.block.txs]
-        verdicts = verify_transactions(txs) if txs else []
+        verdicts: Future[list[bool]] | list[bool]
+        if pool is not None and txs:
+            verdicts = pool.submit(verify_transactions, txs)
+        else:
+            verdicts = verify_transactions(txs) if txs else []
+        return _Checked(pending, failure, verdicts)
+
+    def finish_window(self, checked: _Checked) -> None:
+        """Signature verdicts, then execution, of a checked window; then its failure, if any
+        (a failure at an earlier height is raised first)."""
+        v = checked.verdicts
+        verdicts = v.result() if isinstance(v, Future) else v
         i = 0
-        for p in pending:
+        for p in checked.pending:
             for tx in p.block.txs:
                 if not verdicts[i]:
                     raise ReplayError(f"block {p.height}: transaction {tx.tx_id.hex()} has a bad "
@@ -209,8 +236,8 @@ class _Replayer:
             self.execute(p.block)
             if self.progress is not None:
                 self.progress(self.report.height, self.report.txs)
-        if failure is not None:
-            raise failure
+        if checked.failure is not None:
+            raise checked.failure
 
 
 @contextmanager
@@ -247,11 +274,26 @@ def _replay_windows(records: RecordSource, genesis: Genesis, app: Application | 
                     on_block: Callable[[Block], None] | None,
                     at_end: Callable[[dict[bytes, int]], None] | None,
                     ) -> tuple[ReplayReport, MemState]:
+    """Windows of blocks through a two-stage pipeline: while window N executes (Python, on
+    this thread), window N+1 has been decoded and checked and its signatures verify on the
+    native thread pool (GIL released), so verification overlaps execution instead of
+    following it. Failures still surface in height order."""
     t0 = time.perf_counter()
     r = _Replayer(genesis, app, stored_roots, progress, on_block)
-    it = iter(records)
-    expected = 1
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-verify") as pool:
+        _pipeline(r, iter(records), pool)
+    if at_end is not None:
+        at_end(r.seen)
+    r.report.seconds = time.perf_counter() - t0
+    r.report.state_root = r.root
+    return r.report, r.state
+
+
+def _pipeline(r: _Replayer, it: Iterator[tuple[int, bytes, bytes]],
+              pool: ThreadPoolExecutor, first: int = 1) -> None:
+    expected = first
     done = False
+    prev: _Checked | None = None
     while not done:
         window: list[tuple[int, bytes, bytes]] = []
         size = 0
@@ -276,14 +318,16 @@ def _replay_windows(records: RecordSource, genesis: Genesis, app: Application | 
             window.append(rec)
             expected += 1
             size += max(1, len(rec[1]) // 400)  # about one transaction per 400 bytes
-        r.run_window(window)  # raises a failure at an earlier height first
-        if read_error is not None:
-            raise read_error
-    if at_end is not None:
-        at_end(r.seen)
-    r.report.seconds = time.perf_counter() - t0
-    r.report.state_root = r.root
-    return r.report, r.state
+        cur = r.check_window(window, pool)
+        if cur.failure is None:
+            cur.failure = read_error  # after this window's blocks
+        if cur.failure is not None:
+            done = True
+        if prev is not None:
+            r.finish_window(prev)  # raises a failure at an earlier height first
+        prev = cur
+    if prev is not None:
+        r.finish_window(prev)
 
 
 def replay_records(records: RecordSource, genesis: Genesis, app: Application | None, *,

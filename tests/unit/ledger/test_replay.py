@@ -113,6 +113,44 @@ def test_replay_names_the_failing_height(tmp_path: Path, fault: str) -> None:
         assert e.value.tx == tx.tx_id
 
 
+@pytest.mark.parametrize("first", ["bad_tx_sig", "wrong_state"])
+def test_replay_pipeline_reports_the_earlier_height_first(tmp_path: Path, first: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """One block per window: block 5 (broken link in time) is decoded and checked while block
+    4 (whose signature or execution fails) waits to execute; block 4's failure wins."""
+    import ledger._replay
+
+    monkeypatch.setattr(ledger._replay, "SIG_BATCH_TXS", 1)
+    c = make_consortium()
+    app = KVApp()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=2) as s:
+        key = c.orgs[0]
+        nonce = int(s.get(b"nonce/" + key.public) or b"0")
+        for height, fault in ((4, first), (5, "time_back")):
+            head = s.head()
+            prev = s.block(head.height)
+            assert prev is not None
+            tx = Transaction.create(key, chain=c.genesis.chain_id, kind="put",
+                                    body={"key": f"k{height}", "value": "v"}, nonce=nonce)
+            nonce += 1
+            if fault == "bad_tx_sig":
+                tx = Transaction.from_obj({**tx.to_map(), "sig": bytes(64)})
+            writes: dict[bytes, bytes | None] = {f"kv/k{height}".encode(): b"v",
+                                                 b"nonce/" + key.public: str(nonce - 1).encode()}
+            if fault == "wrong_state":
+                writes[b"kv/extra"] = b"1"
+            t = prev.header.time_ms + (-1 if fault == "time_back" else 10)
+            header = make_header(c.genesis, prev=head, time_ms=t,
+                                 proposer=proposer_for(c.genesis, height), txs=[tx],
+                                 writes=writes)
+            block = Block(header=header, txs=(tx,))
+            _append_raw(s, block, seal_block(c.genesis, block, c.nodes[:3]), writes)
+        with pytest.raises(ReplayError) as e:
+            replay_store(s, c.genesis, app)
+    assert (e.value.height, e.value.code) == (4, {"bad_tx_sig": "bad_tx_signature",
+                                                  "wrong_state": "state_root"}[first])
+
+
 def test_replay_refuses_another_genesis(tmp_path: Path) -> None:
     c = make_consortium()
     with build_kv_chain(tmp_path / "db", c, blocks=1, txs=1) as s:
