@@ -2,9 +2,10 @@
 
 Theory of operation: `execute` walks the block's transactions in order over a three-layer view
 of the state (base reader → block writes → this transaction's writes). Values in the layers are
-decoded Python objects, treated as immutable (a handler copies a record before changing it), and
-encoded once at the end, so a block of events costs one decode per record read and one encode
-per record written. A handler either returns normally (its writes join the block) or raises
+decoded Python objects, treated as immutable (a handler copies a record before changing it, and
+never changes a value after putting it), and encoded when their transaction commits, so a block
+of events costs one decode per record read and one encode per record a transaction writes. A
+handler either returns normally (its writes join the block) or raises
 `ValidationError` (its writes are dropped and the `TxResult` carries the error's code and
 sentence). Nothing here reads a clock, iterates a set, or verifies signatures (the caller does
 that in batch), so every replica computes the same write set.
