@@ -105,3 +105,22 @@ def test_Mempool_holds_identical_only_for_same_bytes() -> None:
     mp.add([tx])
     assert mp.holds_identical(Transaction.decode(tx.encode()))
     assert not mp.holds_identical(commission_tx(ALICE, CHAIN, 1, "y"))
+
+
+def test_Mempool_reads_a_signers_state_nonce_once_per_batch() -> None:
+    state = {ALICE.public: 3}
+    reads: list[bytes] = []
+
+    def next_nonce(signer: bytes) -> int:
+        reads.append(signer)
+        return state.get(signer, 0)
+
+    mp = Mempool(chain_id=CHAIN, next_nonce=next_nonce, committed=lambda t: False,
+                 max_txs=100, max_bytes=1 << 20, max_tx_bytes=4096, max_nonce_gap=10)
+    verdicts = mp.add([*signed_txs(ALICE, CHAIN, 4, first_nonce=3), *signed_txs(BOB, CHAIN, 3),
+                       *signed_txs(ALICE, CHAIN, 1, first_nonce=1)])
+    assert [v.code for v in verdicts] == ["pending"] * 7 + ["nonce_used"]
+    assert sorted(reads) == sorted([ALICE.public, BOB.public])
+    state[ALICE.public] = 7  # committed meanwhile: the next batch reads the state again
+    assert mp.add(signed_txs(ALICE, CHAIN, 1, first_nonce=6))[0].code == "nonce_used"
+    assert reads.count(ALICE.public) == 2
