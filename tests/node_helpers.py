@@ -5,12 +5,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ledger import SigningKey, Transaction
+
+if TYPE_CHECKING:
+    from cli.node import Node
+    from cli.node._devnet import Devnet
 
 
 def commission_body(serial: str, *, company_prefix: str = "4012345") -> dict[str, Any]:
@@ -84,3 +89,25 @@ def processes_under(d: Path) -> list[int]:
         if str(d).encode() in cmd and b"start" in cmd:
             found.append(int(proc.name))
     return found
+
+
+@contextmanager
+def devnet_node(tmp_path: Path, *, member: int = 0, timeout_ms: int = 2000,
+                max_block_txs: int = 100, block_interval_ms: int = 10
+                ) -> Iterator[tuple[Devnet, Node]]:
+    """A 4-validator devnet under `tmp_path` and the `Node` of one member, opened (not run)
+    for unit tests of the node's logic; closed on exit."""
+    from cli.node import Node, NodeConfig
+    from cli.node._devnet import create_devnet
+    from ledger import ConsensusParams, Home
+
+    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
+                        consensus=ConsensusParams(timeout_ms=timeout_ms,
+                                                  max_block_txs=max_block_txs,
+                                                  block_interval_ms=block_interval_ms))
+    home = Home.at(net.nodes[member].home)
+    node = Node.open(home, NodeConfig.load(home.config_path))
+    try:
+        yield net, node
+    finally:
+        node.close()

@@ -12,12 +12,11 @@ from typing import Any
 
 import trio
 
-from cli.node import Node, NodeConfig
-from cli.node._devnet import create_devnet
+from cli.node import Node
 from cli.node._persist import load_consensus_state
 from consensus import _events as ev
 from consensus._messages import PROPOSAL, decode_message
-from ledger import ConsensusParams, Home
+from tests.node_helpers import devnet_node
 
 
 class RecordingHost:
@@ -31,7 +30,7 @@ class RecordingHost:
         msg = decode_message(payload)
         raw = load_consensus_state(self.node.home.consensus_dir)
         persisted = None if raw is None else ev.PersistedState.decode(raw)
-        self.sent.append((msg.kind, msg.round, getattr(msg, "value", b""), persisted))
+        self.sent.append((msg.kind, getattr(msg, "round", -1), getattr(msg, "value", b""), persisted))
 
     def send(self, peer: bytes, channel: str, kind: str, payload: bytes) -> None:
         self.broadcast(channel, kind, payload)
@@ -40,13 +39,8 @@ class RecordingHost:
         return True
 
 
-def test_driver_persists_each_vote_before_broadcasting_it(tmp_path: Path) -> None:
-    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
-                        consensus=ConsensusParams(timeout_ms=1000, max_block_txs=10,
-                                                  block_interval_ms=10))
-    # validators[(height + round) % n] proposes: member 1 proposes height 1, round 0
-    home = Home.at(net.nodes[1].home)
-    node = Node.open(home, NodeConfig.load(home.config_path))
+def _drive(node: Node) -> RecordingHost:
+    """Start the node's core, build its proposal for height 1, then let round 0 time out."""
     host = RecordingHost(node)
     node.host = host  # type: ignore[assignment]
 
@@ -64,10 +58,14 @@ def test_driver_persists_each_vote_before_broadcasting_it(tmp_path: Path) -> Non
         # no peers answer: the round times out and the node votes ROUND-CHANGE
         await node._step(ev.TimeoutFired(height=1, round=0))
 
-    try:
-        trio.run(main)
-    finally:
-        node.close()
+    trio.run(main)
+    return host
+
+
+def test_driver_persists_each_vote_before_broadcasting_it(tmp_path: Path) -> None:
+    # validators[(height + round) % n] proposes: member 1 proposes height 1, round 0
+    with devnet_node(tmp_path, member=1, timeout_ms=1000, max_block_txs=10) as (_net, node):
+        host = _drive(node)
     kinds = [k for k, *_ in host.sent]
     assert PROPOSAL in kinds and "prepare" in kinds and "round_change" in kinds, kinds
     for kind, round_, value, persisted in host.sent:

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import trio
 
-from cli.node import Node, NodeConfig
-from cli.node._devnet import create_devnet
-from ledger import ConsensusParams, Home
+from tests.node_helpers import devnet_node
 
 
 def test_proposal_size_follows_the_measured_cost_per_transaction(tmp_path: Path) -> None:
-    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
-                        consensus=ConsensusParams(timeout_ms=2000, max_block_txs=5000,
-                                                  block_interval_ms=10))
-    home = Home.at(net.nodes[0].home)
-    node = Node.open(home, NodeConfig.load(home.config_path))
-    try:
+    with devnet_node(tmp_path, max_block_txs=5000) as (_net, node):
         assert node.proposal_max_txs() == 5000  # nothing measured yet: the genesis cap
 
         async def execute(seconds_per_tx: float, txs: int) -> None:
@@ -36,8 +29,6 @@ def test_proposal_size_follows_the_measured_cost_per_transaction(tmp_path: Path)
         assert node.proposal_max_txs() == 64
         trio.run(execute, 0.2, 1)  # a block of 1 transaction is not a measurement
         assert node.proposal_max_txs() == 64
-    finally:
-        node.close()
 
 
 def test_a_transaction_that_arrived_during_the_last_height_does_not_wait_the_interval_again(
@@ -45,13 +36,8 @@ def test_a_transaction_that_arrived_during_the_last_height_does_not_wait_the_int
     from ledger import read_key_file
     from tests.node_helpers import signed_txs
 
-    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
-                        consensus=ConsensusParams(timeout_ms=2000, max_block_txs=5000,
-                                                  block_interval_ms=100))
-    home = Home.at(net.nodes[0].home)
-    node = Node.open(home, NodeConfig.load(home.config_path))
     interval = 0.1
-    try:
+    with devnet_node(tmp_path, block_interval_ms=100) as (net, node):
         now = node._last_commit_mono
         assert node._batch_ready_at(interval) == now + interval  # empty mempool
         tx = signed_txs(read_key_file(net.nodes[0].org_key), net.chain_id, 1)[0]
@@ -65,8 +51,6 @@ def test_a_transaction_that_arrived_during_the_last_height_does_not_wait_the_int
         # it does not hurry the proposer
         node._prev_commit_mono = now - 0.05
         assert node._batch_ready_at(interval) == now + interval
-    finally:
-        node.close()
 
 
 def test_small_blocks_execute_on_the_event_loop_large_ones_in_a_worker_thread() -> None:

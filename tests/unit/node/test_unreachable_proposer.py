@@ -7,11 +7,9 @@ from pathlib import Path
 
 import trio
 
-from cli.node import Node, NodeConfig
-from cli.node._devnet import create_devnet
 from cli.node._node import UNREACHABLE_PROPOSER_TIMEOUT_MS
 from consensus import _events as ev
-from ledger import ConsensusParams, Home
+from tests.node_helpers import devnet_node
 
 
 class ConnectedTo:
@@ -25,12 +23,7 @@ class ConnectedTo:
 
 
 def test_a_round_with_an_unreachable_proposer_times_out_early(tmp_path: Path) -> None:
-    net = create_devnet(tmp_path / "net", nodes=4, config=NodeConfig.for_testing(),
-                        consensus=ConsensusParams(timeout_ms=2000, max_block_txs=100,
-                                                  block_interval_ms=10))
-    home = Home.at(net.nodes[0].home)
-    node = Node.open(home, NodeConfig.load(home.config_path))
-    try:
+    with devnet_node(tmp_path) as (_net, node):
         assert node.core is not None
         cfg = node.core.config
         me = node.node_key.public
@@ -60,5 +53,3 @@ def test_a_round_with_an_unreachable_proposer_times_out_early(tmp_path: Path) ->
         assert scheduled_after_ms(h, r, set(others[:1])) >= 1990
         # this node proposes: never shortened
         assert scheduled_after_ms(*mine, set()) >= 1990
-    finally:
-        node.close()
