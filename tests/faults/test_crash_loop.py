@@ -103,7 +103,7 @@ def _crash_loop(tmp_path: Path, *, kills: int, seed: int, max_down_s: float) -> 
         elapsed = time.monotonic() - t0
         # quiescent: one tip everywhere and nothing left in any mempool (else a block of the
         # leftovers can commit on one node between this check and the next)
-        tip = wait_until(lambda: converged_tip(urls) and all(
+        tip = wait_until(lambda: all(
             (s := get_status(u)) is not None and s["mempool"] == 0 for u in urls)
             and converged_tip(urls), timeout_s=60, interval_s=0.05,
             what="one tip on every node and empty mempools")
