@@ -89,6 +89,7 @@ THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
+NODE_GC_THRESHOLD = 100_000  # young-generation threshold of a node process (tune_collector)
 INLINE_MAX_TXS = 16  # blocks this small are built and validated on the event loop (_off_loop)
 # After a commit the new tip is announced at once unless one went out this recently (busy
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
@@ -921,6 +922,22 @@ class Node:
         if self.byzantine is not None:
             out = self.byzantine.sync_items(out)
         return encode_value(out)
+
+
+def tune_collector() -> None:
+    """Make the cyclic garbage collector run less often in a node process.
+
+    Executing a block allocates millions of short-lived objects (decoded transactions, state
+    records, write sets) and almost no reference cycles, so the default threshold (a young
+    collection every 700 net allocations, each older generation every 10 of the younger)
+    spent a tenth of a replay's time walking live objects for nothing (the replay measured
+    15% faster with 100,000; ledger/_replay.py). What exists after start-up (modules, the
+    genesis, the store handle) lives as long as the process: `gc.freeze` moves it out of the
+    collector's sight for good."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(NODE_GC_THRESHOLD, 10, 10)
 
 
 async def _off_loop(fn: Callable[[], T], *, txs: int) -> T:
