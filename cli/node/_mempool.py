@@ -68,7 +68,6 @@ class Mempool:
         self._rejected: OrderedDict[bytes, Rejection] = OrderedDict()
         self._max_rejected = recent_rejections
         self._admitted = self._n_rejected = self._removed = 0
-        self._state_nonces: dict[bytes, int] = {}  # signer -> next nonce, during one add()
 
     # -- queries ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -118,14 +117,9 @@ class Mempool:
         `txs[i]` computed by the caller (e.g. in a worker thread); otherwise the signatures of
         the transactions that pass the other checks are verified here, in one batch.
         """
-        self._state_nonces = {}  # the state cannot change during one (synchronous) call
-        try:
-            return self._add(txs, signatures_ok)
-        finally:
-            self._state_nonces = {}
-
-    def _add(self, txs: Sequence[Transaction], signatures_ok: Sequence[bool] | None
-             ) -> list[Admission]:
+        # signer -> the state's next nonce: the state cannot change during this synchronous
+        # call, and a batch repeats signers (each lookup is a store read and a decode)
+        state_nonces: dict[bytes, int] = {}
         verdicts: list[Admission | None] = []
         fresh: list[int] = []
         for i, tx in enumerate(txs):
@@ -144,7 +138,7 @@ class Mempool:
                     verdicts[i] = self._reject(tx.tx_id, "bad_signature",
                                                "the signature does not verify")
                     continue
-                verdicts[i] = self._insert(tx)
+                verdicts[i] = self._insert(tx, state_nonces)
         out = [v for v in verdicts if v is not None]
         assert len(out) == len(txs)
         return out
@@ -165,14 +159,14 @@ class Mempool:
                              reason="already in a committed block")
         return None
 
-    def _insert(self, tx: Transaction) -> Admission:
+    def _insert(self, tx: Transaction, state_nonces: dict[bytes, int]) -> Admission:
         # Re-checked after the signature batch: an earlier tx of the same batch may have
         # taken the nonce or the space.
         if tx.tx_id in self._txs:
             return Admission(tx_id=tx.tx_id, ok=True, code="duplicate", reason="already pending")
-        state_next = self._state_nonces.get(tx.signer)
-        if state_next is None:  # a store read and a decode: batches repeat signers
-            state_next = self._state_nonces[tx.signer] = self._next_nonce(tx.signer)
+        state_next = state_nonces.get(tx.signer)
+        if state_next is None:
+            state_next = state_nonces[tx.signer] = self._next_nonce(tx.signer)
         if tx.nonce < state_next:
             return self._reject(tx.tx_id, "nonce_used",
                                 f"nonce {tx.nonce} is already used (next is {state_next})")

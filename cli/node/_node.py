@@ -261,7 +261,7 @@ class Node:
         return self._block_cache.get(sha256(data))
 
     def _block_from(self, block_hash: bytes, data: bytes) -> Block:
-        block = self._block_cache.get(sha256(data))
+        block = self._cached_block(data)
         if block is None:
             block = decode_block(data, known=self.mempool.by_raw)
         if block.hash != block_hash:
