@@ -41,6 +41,16 @@ def _digits(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
+def _lead_split(cp: str, ref: str, total: int) -> bool:
+    """A company prefix and a reference that starts with the indicator/extension digit.
+
+    The reference must hold that digit: a 13-digit "company prefix" with an empty reference
+    (`sgtin:4012345077889..1`) is not a GS1 key (prefixes have at most 12 digits), so such a
+    URN is keyed by its own text rather than rearranged.
+    """
+    return bool(ref) and _digits(cp + ref) and len(cp + ref) == total
+
+
 def _epc_urn_key(uri: str) -> str | None:
     parts = uri.split(":")
     if len(parts) != 5 or parts[0] != "urn" or parts[1] != "epc":
@@ -50,12 +60,12 @@ def _epc_urn_key(uri: str) -> str | None:
     if space == "id":
         if scheme == "sgtin" and len(fields) == 3:
             cp, iir, ser = fields
-            if _digits(cp + iir) and len(cp + iir) == 13:
+            if _lead_split(cp, iir, 13):
                 body = iir[0] + cp + iir[1:]
                 return f"01/{body}{gs1_check_digit(body)}/21/{unquote(ser)}"
         elif scheme == "sscc" and len(fields) == 2:
             cp, sr = fields
-            if _digits(cp + sr) and len(cp + sr) == 17:
+            if _lead_split(cp, sr, 17):
                 body = sr[0] + cp + sr[1:]
                 return f"00/{body}{gs1_check_digit(body)}"
         elif scheme == "sgln" and len(fields) == 3:
@@ -83,12 +93,12 @@ def _epc_urn_key(uri: str) -> str | None:
                 return f"253/{body}{gs1_check_digit(body)}{unquote(ser)}"
     elif space == "class" and scheme == "lgtin" and len(fields) == 3:
         cp, iir, lot = fields
-        if _digits(cp + iir) and len(cp + iir) == 13:
+        if _lead_split(cp, iir, 13):
             body = iir[0] + cp + iir[1:]
             return f"01/{body}{gs1_check_digit(body)}/10/{unquote(lot)}"
     elif space == "idpat" and scheme == "sgtin" and len(fields) == 3 and fields[2] == "*":
         cp, iir = fields[0], fields[1]
-        if _digits(cp + iir) and len(cp + iir) == 13:
+        if _lead_split(cp, iir, 13):
             body = iir[0] + cp + iir[1:]
             return f"01/{body}{gs1_check_digit(body)}"
     return None

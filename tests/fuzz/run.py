@@ -1,6 +1,7 @@
 """`make fuzz`: run every fuzz target under atheris (coverage-guided) for a fixed budget.
 
     python -m tests.fuzz.run [--seconds 60] [--target NAME ...] [--jobs 2]
+    python -m tests.fuzz.run --runs 2000 --seed 1     # reproducible (the test suite's run)
 
 Set FUZZ_KEEP=DIR to keep the corpora and any crash/timeout inputs of a failing run.
 
@@ -19,7 +20,14 @@ import tempfile
 import time
 
 
-def _child(name: str, seconds: int, corpus: str) -> None:
+def _budget(seconds: int, runs: int | None, seed: int | None) -> list[str]:
+    """libFuzzer flags: a time budget explores (`make fuzz`); a fixed seed and number of runs
+    repeat the same inputs every time, so the test suite cannot turn red by luck."""
+    flags = [f"-max_total_time={seconds}"] if runs is None else [f"-runs={runs}"]
+    return flags + ([] if seed is None else [f"-seed={seed}"])
+
+
+def _child(name: str, budget: list[str], corpus: str) -> None:
     import atheris
 
     with atheris.instrument_imports():
@@ -37,7 +45,7 @@ def _child(name: str, seconds: int, corpus: str) -> None:
             pass
 
     artifacts = os.path.join(os.path.dirname(corpus), "")  # crash/timeout inputs land there
-    atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=2048",
+    atheris.Setup([sys.argv[0], *budget, "-rss_limit_mb=2048",
                    "-timeout=10", f"-artifact_prefix={artifacts}", corpus], one)
     atheris.Fuzz()
 
@@ -46,12 +54,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="run the fuzz targets under atheris")
     ap.add_argument("--seconds", type=int, default=60, help="budget per target")
     ap.add_argument("--target", action="append", help="only these targets")
+    ap.add_argument("--runs", type=int, help="inputs per target instead of a time budget")
+    ap.add_argument("--seed", type=int, help="libFuzzer's random seed (default: random)")
     ap.add_argument("--jobs", type=int, default=2, help="targets fuzzed at the same time")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    budget = _budget(a.seconds, a.runs, a.seed)
     if a.child:
-        _child(a.child, a.seconds, a.corpus)
+        _child(a.child, budget, a.corpus)
         return 0
     from tests.fuzz.targets import TARGETS
 
@@ -83,10 +94,12 @@ def main() -> int:
             while len(running) >= max(1, a.jobs):
                 reap(block=False)
                 time.sleep(0.1)
-            print(f"fuzz {name}: {a.seconds} s", flush=True)
+            print(f"fuzz {name}: {' '.join(budget)}", flush=True)
             running.append((name, subprocess.Popen(
                 [sys.executable, "-m", "tests.fuzz.run", "--child", name, "--seconds",
-                 str(a.seconds), "--corpus", corpus],
+                 str(a.seconds), "--corpus", corpus]
+                + (["--runs", str(a.runs)] if a.runs is not None else [])
+                + (["--seed", str(a.seed)] if a.seed is not None else []),
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
         while running:
             reap(block=True)

@@ -64,3 +64,21 @@ def _check_digit_by_definition(digits: str) -> str:
 @given(st.text(alphabet="0123456789", max_size=20))
 def test_check_digit_matches_definition(digits: str) -> None:
     assert gs1_check_digit(digits) == _check_digit_by_definition(digits)
+
+
+@pytest.mark.parametrize("uri", [
+    "urn:epc:id:sgtin:4012345077889..1",      # found by the fuzzer: empty item reference
+    "urn:epc:id:sscc:06141411234567890.",
+    "urn:epc:class:lgtin:4012345077889..lot",
+    "urn:epc:idpat:sgtin:4012345077889..*",
+])
+def test_id_key_keeps_urns_without_reference_digits(uri: str) -> None:
+    assert id_key(uri) == uri
+
+
+@given(st.from_regex(r"urn:epc:(id|class|idpat):(sgtin|sscc|sgln|pgln|grai|giai|gdti|lgtin):"
+                     r"[0-9.*%A-Za-z]{0,24}", fullmatch=True) | st.text(max_size=64))
+def test_id_key_is_total(uri: str) -> None:
+    """Any text is an identifier: convertible ones get their Digital Link key, the rest keep
+    their own text; nothing raises."""
+    assert isinstance(id_key(uri), str)
