@@ -85,7 +85,9 @@ def _node_counters(urls: list[str]) -> dict[str, float]:
     wanted = {"partledger_consensus_round_changes_total": "round_changes",
               "partledger_compact_proposals_rebuilt_total": "compact_rebuilt",
               "partledger_compact_fetched_txs_total": "compact_fetched_txs",
-              "partledger_compact_proposals_failed_total": "compact_failed"}
+              "partledger_compact_proposals_failed_total": "compact_failed",
+              "partledger_store_compaction_seconds_total": "compaction_s",
+              "partledger_store_compaction_written_bytes_total": "compaction_written_bytes"}
     for name, metric in _TIMINGS.items():
         base, _, labels = metric.partition("{")
         suffix = "{" + labels if labels else ""
@@ -219,7 +221,8 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     round_changes = int(counters1.get("round_changes", 0) - counters0.get("round_changes", 0))
     timings = _timings_ms(counters0, counters1)
     compact = {k: int(counters1.get(k, 0) - counters0.get(k, 0))
-               for k in ("compact_rebuilt", "compact_fetched_txs", "compact_failed")}
+               for k in ("compact_rebuilt", "compact_fetched_txs", "compact_failed",
+                         "compaction_s", "compaction_written_bytes")}
     load = meter.stop()
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)

@@ -75,6 +75,32 @@ class Tip:
     state_root: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """LevelDB's own account of its tables and of the compactions since the store was opened
+    (`leveldb.stats`): compaction competes with execution for the CPU, so a node exports it."""
+
+    tables: int
+    table_bytes: int
+    compaction_seconds: int
+    compaction_read_bytes: int
+    compaction_written_bytes: int
+
+
+def parse_leveldb_stats(text: str) -> StoreStats:
+    """Sum the per-level rows of `leveldb.stats` ("Level Files Size(MB) Time(sec) Read(MB)
+    Write(MB)"); lines that are not level rows (the headers) are skipped."""
+    tot = [0, 0, 0, 0, 0]
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) == 6 and all(c.isdigit() for c in cols):
+            for i, c in enumerate(cols[1:]):
+                tot[i] += int(c)
+    mb = 1 << 20
+    return StoreStats(tables=tot[0], table_bytes=tot[1] * mb, compaction_seconds=tot[2],
+                      compaction_read_bytes=tot[3] * mb, compaction_written_bytes=tot[4] * mb)
+
+
 class Store:
     """One node's ledger database. Use `Store.open(...)`; close it (or use `with`)."""
 
@@ -346,6 +372,11 @@ class Store:
             fam = k[:2]
             counts[fam] = counts.get(fam, 0) + 1
         return counts
+
+    def stats(self) -> StoreStats:
+        self._check_usable()
+        raw = self._db.get_property(b"leveldb.stats") or b""
+        return parse_leveldb_stats(raw.decode("ascii", errors="replace"))
 
     def _decode(self, fn: Any, raw: bytes, what: str) -> Any:
         try:

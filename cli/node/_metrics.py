@@ -92,6 +92,17 @@ class _NodeCollector(Collector):
                       "compact proposals that could not be rebuilt (dropped)", c.compact_failed)
         yield counter("driver_dropped", "consensus messages dropped because the driver lagged",
                       c.dropped_driver_full)
+        ss = n.store.stats()
+        yield gauge("store_tables", "LevelDB table files", ss.tables)
+        yield gauge("store_table_bytes", "bytes in LevelDB table files (MB resolution)",
+                    ss.table_bytes)
+        yield counter("store_compaction_seconds",
+                      "LevelDB compaction time since the node started (whole seconds)",
+                      ss.compaction_seconds)
+        yield counter("store_compaction_read_bytes", "bytes read by LevelDB compactions",
+                      ss.compaction_read_bytes)
+        yield counter("store_compaction_written_bytes", "bytes written by LevelDB compactions",
+                      ss.compaction_written_bytes)
         ms = n.mempool.statistics()
         yield gauge("mempool_txs", "transactions in the mempool", ms.size)
         yield gauge("mempool_bytes", "bytes of transactions in the mempool", ms.bytes)

@@ -419,6 +419,8 @@ def _api(data: bytes) -> object:
     assert status < 500, (status, content[:300])
     if status == 404 and content == b"Not Found":
         return None  # no route matched (e.g. a newline in an {ident:path}): Starlette's own 404
+    if status in (307, 308):
+        return None  # `/v1/trace/back/.` is `/v1/trace/back`: Starlette redirects to the slash
     doc = json.loads(content)
     if status >= 400:  # one error with a code, or (a batch) a code per refused transaction
         assert isinstance(doc, dict), doc

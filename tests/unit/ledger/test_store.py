@@ -11,6 +11,7 @@ import pytest
 
 from ledger import Block, Store, encode
 from ledger._chain import ChainBuilder, init_store, seal_block
+from ledger._store import StoreStats, parse_leveldb_stats
 from ledger.errors import StoreError
 from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium
 
@@ -159,3 +160,24 @@ def test_Store_open_refuses_inconsistent_tip(tmp_path: Path, edit: str) -> None:
     with pytest.raises(StoreError) as e:
         Store.open(tmp_path / "db", genesis=c.genesis)
     assert e.value.code in ("store_inconsistent", "store_version")
+
+
+def test_parse_leveldb_stats_sums_the_level_rows() -> None:
+    text = ("                               Compactions\n"
+            "Level  Files Size(MB) Time(sec) Read(MB) Write(MB)\n"
+            "--------------------------------------------------\n"
+            "  0        2        4         1        0         8\n"
+            "  1        5       10         3       20        21\n")
+    st = parse_leveldb_stats(text)
+    assert (st.tables, st.compaction_seconds) == (7, 4)
+    assert st.table_bytes == 14 << 20
+    assert (st.compaction_read_bytes, st.compaction_written_bytes) == (20 << 20, 29 << 20)
+    assert parse_leveldb_stats("") == StoreStats(0, 0, 0, 0, 0)
+
+
+def test_Store_stats_count_the_tables_written(tmp_path: Path) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
+        assert s.stats().tables == 0  # everything still in the write buffer
+        s.compact()
+        assert s.stats().tables >= 1

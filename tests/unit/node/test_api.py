@@ -138,6 +138,7 @@ def test_Api_rejects_bad_requests_with_reasons(tmp_path: Path) -> None:
         text = (await c.get("/metrics")).text
         assert "partledger_height " in text and "partledger_mempool_txs " in text
         assert "partledger_p2p_malformed_frames" in text
+        assert "partledger_store_compaction_seconds_total" in text
 
     with_node(tmp_path, body)
 
