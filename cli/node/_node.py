@@ -624,14 +624,17 @@ class Node:
             await self._build(req)
 
     def _batch_ready_at(self, interval: float) -> float:
-        """When the next proposal may be built: `interval` after the last commit, or sooner
-        when the oldest pending transaction has already waited `interval` and arrived while
-        the last height was being agreed (too late for its proposal). The interval is there to
-        batch transactions, so it caps how long one waits for company; at light load, waiting
-        it out again after every commit added a whole interval to every transaction's latency.
-        A transaction that was pending before the last height began (a nonce gap keeps it out
-        of blocks) does not count, so it cannot make the proposers race through empty
-        blocks."""
+        """When the next proposal may be built: `interval` after the last commit, at once when
+        a full proposal is already pending, or sooner when the oldest pending transaction has
+        already waited `interval` and arrived while the last height was being agreed (too late
+        for its proposal). The interval is there to batch transactions, so it caps how long
+        one waits for company: with a full block's worth waiting there is nothing to batch, and
+        at light load, waiting it out again after every commit added a whole interval to every
+        transaction's latency. A transaction that was pending before the last height began (a
+        nonce gap keeps it out of blocks) does not count, so it cannot make the proposers race
+        through empty blocks."""
+        if len(self.mempool) >= self.proposal_max_txs():
+            return self._last_commit_mono
         ready_at = self._last_commit_mono + interval
         oldest = self.mempool.oldest()
         admitted = self._admitted_at.get(oldest) if oldest is not None else None

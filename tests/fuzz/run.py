@@ -69,17 +69,19 @@ def main() -> int:
     names = a.target or sorted(TARGETS)
     failed = []
     with tempfile.TemporaryDirectory(prefix="fuzz-") as work:
-        running: list[tuple[str, subprocess.Popen[str]]] = []
+        running: list[tuple[str, subprocess.Popen[bytes]]] = []
 
         def reap(block: bool) -> None:
             for item in list(running):
                 name, proc = item
                 if not block and proc.poll() is None:
                     continue
-                _out, err = proc.communicate()
+                proc.wait()
                 running.remove(item)
                 if proc.returncode != 0:
                     failed.append(name)
+                    with open(os.path.join(work, name, "log"), errors="replace") as log:
+                        err = log.read()
                     print(f"fuzz {name}: FAILED\n{err[-4000:]}", file=sys.stderr)
                     for f in os.listdir(os.path.join(work, name)):
                         if f.startswith(("crash-", "timeout-", "oom-")):
@@ -95,12 +97,19 @@ def main() -> int:
                 reap(block=False)
                 time.sleep(0.1)
             print(f"fuzz {name}: {' '.join(budget)}", flush=True)
+            # libFuzzer logs every new input to stderr: into a file, since a pipe nobody reads
+            # until the child exits fills up and blocks it. TMPDIR: the child's own temporary
+            # files (a fuzz node's home) go with the work directory, as the child never gets
+            # to clean up (libFuzzer ends the process).
+            log_file = open(os.path.join(work, name, "log"), "wb")  # noqa: SIM115
             running.append((name, subprocess.Popen(
                 [sys.executable, "-m", "tests.fuzz.run", "--child", name, "--seconds",
                  str(a.seconds), "--corpus", corpus]
                 + (["--runs", str(a.runs)] if a.runs is not None else [])
                 + (["--seed", str(a.seed)] if a.seed is not None else []),
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+                stdout=subprocess.DEVNULL, stderr=log_file,
+                env={**os.environ, "TMPDIR": os.path.join(work, name)})))
+            log_file.close()  # the child holds its own descriptor
         while running:
             reap(block=True)
         if failed and os.environ.get("FUZZ_KEEP"):

@@ -53,6 +53,21 @@ def test_a_transaction_that_arrived_during_the_last_height_does_not_wait_the_int
         assert node._batch_ready_at(interval) == now + interval
 
 
+def test_a_full_proposal_pending_is_built_without_waiting_the_interval(tmp_path: Path) -> None:
+    from ledger import read_key_file
+    from tests.node_helpers import signed_txs
+
+    interval = 0.5
+    with devnet_node(tmp_path, block_interval_ms=500, max_block_txs=4) as (net, node):
+        now = node._last_commit_mono
+        node._prev_commit_mono = now  # every pending tx "was there before the last height"
+        txs = signed_txs(read_key_file(net.nodes[0].org_key), net.chain_id, 4)
+        assert all(r.ok for r in trio.run(node.submit, txs[:3]))
+        assert node._batch_ready_at(interval) == now + interval  # 3 of 4: wait for company
+        assert trio.run(node.submit, txs[3:])[0].ok
+        assert node._batch_ready_at(interval) == now  # a full block: nothing to wait for
+
+
 def test_small_blocks_execute_on_the_event_loop_large_ones_in_a_worker_thread() -> None:
     import threading
 
