@@ -126,6 +126,28 @@ class _St:
         self.tx = {}
 
 
+_CLAIMED_LENGTHS: dict[int, tuple[dict[str, str], tuple[int, ...]]] = {}
+
+
+def _claimed_lengths(claims: dict[str, str]) -> tuple[int, ...]:
+    """The distinct lengths of the claimed company prefixes, shortest first.
+
+    Every new identifier is checked against the claims; trying only the lengths that are
+    claimed (usually one or two) instead of all nine from 4 to 12 digits took the check from 5%
+    of a validator's CPU to a fraction of that. Memoised per claims object: a state value is
+    never changed in place (a new claim writes a new dict), and the entry holds the object so
+    its id cannot be reused while cached.
+    """
+    hit = _CLAIMED_LENGTHS.get(id(claims))
+    if hit is not None and hit[0] is claims:
+        return hit[1]
+    lengths = tuple(sorted({len(p) for p in claims if 4 <= len(p) <= 12}))
+    if len(_CLAIMED_LENGTHS) >= 64:
+        _CLAIMED_LENGTHS.clear()
+    _CLAIMED_LENGTHS[id(claims)] = (claims, lengths)
+    return lengths
+
+
 class _Ctx:
     """What a handler knows about the transaction it applies."""
 
@@ -360,7 +382,9 @@ class ProvenanceApp:
         d = company_digits(key)
         if not d:
             return
-        for n in range(4, min(12, len(d)) + 1):
+        for n in _claimed_lengths(claims):
+            if n > len(d):
+                break
             owner = claims.get(d[:n])
             if owner is not None and owner != c.org:
                 raise reject("foreign_prefix", f"{field} {uri} is under GS1 company prefix "

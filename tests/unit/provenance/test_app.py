@@ -232,6 +232,12 @@ def test_PrefixClaim_protects_identifiers(led: MemLedger, ev: Ev) -> None:
     commission(led, ev, "maker", SER + "6")
     rejected(led.submit("cert", "PrefixClaim", {"prefix": "9012345"}), "permission_denied")
     rejected(led.submit("maker", "PrefixClaim", {"prefix": "12"}), "bad_field")
+    # a second claim of another length: identifiers under it are checked too
+    ok(led.submit("maker", "PrefixClaim", {"prefix": "70123456"}))
+    rejected(led.submit("recy", "ObjectEvent", ev("ObjectEvent", action="ADD", epcList=[
+        "urn:epc:id:sgtin:70123456.01111.1"])), "foreign_prefix")
+    ok(led.submit("recy", "ObjectEvent", ev("ObjectEvent", action="ADD", epcList=[
+        "urn:epc:id:sgtin:7012345.011111.1"])))  # 7012345 is not 70123456
 
 
 def test_AggregationEvent_pack_and_unpack(led: MemLedger, ev: Ev) -> None:
