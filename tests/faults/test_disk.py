@@ -148,14 +148,15 @@ def chain(pristine: Devnet, tmp_path: Path) -> Iterator[tuple[Devnet, Path]]:
         kill_node(pid)
 
 
-def _ldb_files(home: Path) -> list[Path]:
-    return sorted((home / "data" / "ledger").glob("*.ldb")) + sorted(
-        (home / "data" / "ledger").glob("*.log"))
+def _ldb_files(ldir: Path) -> list[Path]:
+    return sorted(ldir.glob("*.ldb")) + sorted(ldir.glob("*.log"))
 
 
 def _damage_cases() -> list[str]:
+    """Damage to the main database, and ("bodies_...") to the block bodies' database."""
     return ["truncate_log", "truncate_table", "flip_table", "flip_log", "drop_current",
-            "drop_manifest", "garbage_current"]
+            "drop_manifest", "garbage_current", "bodies_flip_table", "bodies_truncate_log",
+            "bodies_drop_current"]
 
 
 @pytest.mark.parametrize("case", _damage_cases())
@@ -164,6 +165,10 @@ def test_disk_damaged_store_refused_or_served_consistently(case: str, chain: tup
     _net, home = chain
     ldir = home / "data" / "ledger"
     rng = random.Random(case)
+    if case.startswith("bodies_"):
+        from ledger._store import BODIES_DIR
+
+        ldir, case = ldir / BODIES_DIR, case.removeprefix("bodies_")
     if case.endswith("_table"):  # move everything from the write-ahead log into a table file
         import plyvel
 
@@ -171,7 +176,7 @@ def test_disk_damaged_store_refused_or_served_consistently(case: str, chain: tup
         db.compact_range()
         db.close()
         assert list(ldir.glob("*.ldb")), "compaction wrote no table file"
-    files = {p.suffix: p for p in _ldb_files(home)}
+    files = {p.suffix: p for p in _ldb_files(ldir)}
     if case.endswith("_table"):
         target = files.get(".ldb") or files[".log"]
     elif case.endswith("_log"):

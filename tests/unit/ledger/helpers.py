@@ -126,3 +126,23 @@ def kv_workload(rng: random.Random, consortium: DevConsortium, n: int) -> Iterat
             yield (k, "del", {"key": key})
         else:
             yield (k, "put", {"key": key, "value": f"v{rng.randrange(10**6)}"})
+
+
+def raw_edit(store_path: Path, puts: dict[bytes, bytes | None]) -> None:
+    """Write raw keys into a closed store, behind its back (damage for the checks to find):
+    block bodies (`b/...`) into the bodies database, everything else into the main one."""
+    import plyvel
+
+    from ledger._store import BODIES_DIR, P_BLOCK
+
+    for path, mine in ((store_path, lambda k: not k.startswith(P_BLOCK)),
+                       (store_path / BODIES_DIR, lambda k: k.startswith(P_BLOCK))):
+        db = plyvel.DB(str(path))
+        for k, v in puts.items():
+            if not mine(k):
+                continue
+            if v is None:
+                db.delete(k)
+            else:
+                db.put(k, v)
+        db.close()

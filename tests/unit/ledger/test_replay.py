@@ -15,7 +15,7 @@ from ledger._chain import ChainBuilder, make_header, proposer_for, seal_block
 from ledger._export import ExportReader, export_chain
 from ledger._replay import ReplayError, replay_export, replay_store
 from ledger.errors import PartledgerError
-from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium
+from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium, raw_edit
 
 
 def test_replay_store_and_export_of_honest_chain(tmp_path: Path) -> None:
@@ -33,12 +33,6 @@ def test_replay_store_and_export_of_honest_chain(tmp_path: Path) -> None:
     assert (rep2.height, rep2.txs, rep2.state_root) == (rep.height, rep.txs, rep.state_root)
 
 
-def _rewrite(path: Path, key: bytes, value: bytes) -> None:
-    db = plyvel.DB(str(path))
-    db.put(key, value)
-    db.close()
-
-
 def _h(prefix: bytes, h: int) -> bytes:
     return prefix + struct.pack(">Q", h)
 
@@ -53,7 +47,7 @@ def test_replay_names_a_bad_transaction_signature(tmp_path: Path) -> None:
     forged = Transaction.from_obj({**tx.to_map(), "sig": bytes(64)})
     # keep the header consistent so only the signature is wrong
     txs = (blk.txs[0], forged, *blk.txs[2:])
-    _rewrite(tmp_path / "db", _h(b"b/", 2), Block(header=blk.header, txs=txs).encode())
+    raw_edit(tmp_path / "db", {_h(b"b/", 2): Block(header=blk.header, txs=txs).encode()})
     with Store.open(tmp_path / "db") as s, pytest.raises(ReplayError) as e:
         replay_store(s, c.genesis, KVApp())
     # the tx_root no longer matches, which is caught first (the header binds the tx bytes)

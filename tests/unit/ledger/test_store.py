@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import struct
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import pytest
 
 from ledger import Block, Store, encode
 from ledger._chain import ChainBuilder, init_store, seal_block
-from ledger._store import StoreStats, parse_leveldb_stats
+from ledger._store import BODIES_DIR, STORE_FORMAT, StoreStats, parse_leveldb_stats
 from ledger.errors import StoreError
-from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium
+from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium, raw_edit
 
 
 def test_Store_commit_and_read_back(tmp_path: Path) -> None:
@@ -124,16 +125,6 @@ def test_Store_read_only_refuses_writes(tmp_path: Path) -> None:
         s.block(1)
 
 
-def _raw_edit(path: Path, puts: dict[bytes, bytes | None]) -> None:
-    db = plyvel.DB(str(path))
-    for k, v in puts.items():
-        if v is None:
-            db.delete(k)
-        else:
-            db.put(k, v)
-    db.close()
-
-
 @pytest.mark.parametrize("edit", ["no_seal", "no_block", "no_root", "bad_tip", "above_tip",
                                   "tip_hash", "no_chain", "format"])
 def test_Store_open_refuses_inconsistent_tip(tmp_path: Path, edit: str) -> None:
@@ -150,13 +141,13 @@ def test_Store_open_refuses_inconsistent_tip(tmp_path: Path, edit: str) -> None:
         "no_block": {b"b/" + h3: None},
         "no_root": {b"r/" + h3: None},
         "bad_tip": {b"m/tip": b"\x01"},
-        "above_tip": {b"b/" + h4: blk3},
+        "above_tip": {b"c/" + h4: b"seal"},
         "tip_hash": {b"m/tip": encode({"v": 1, "height": 3, "hash": b"\0" * 32,
                                        "state_root": tip.state_root})},
         "no_chain": {b"m/chain": None},
         "format": {b"m/format": b"9"},
     }
-    _raw_edit(tmp_path / "db", edits[edit])
+    raw_edit(tmp_path / "db", edits[edit])
     with pytest.raises(StoreError) as e:
         Store.open(tmp_path / "db", genesis=c.genesis)
     assert e.value.code in ("store_inconsistent", "store_version")
@@ -181,3 +172,53 @@ def test_Store_stats_count_the_tables_written(tmp_path: Path) -> None:
         assert s.stats().tables == 0  # everything still in the write buffer
         s.compact()
         assert s.stats().tables >= 1
+
+
+def test_Store_a_body_above_the_tip_is_a_crash_leftover(tmp_path: Path) -> None:
+    """The body is written before the batch that commits its block: a crash in between leaves
+    it above the tip, where it is not part of the chain."""
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=3, txs=2).close()
+    with Store.open(tmp_path / "db") as s:
+        blk3 = s.block_raw(3)
+    assert blk3 is not None
+    raw_edit(tmp_path / "db", {b"b/" + struct.pack(">Q", 4): blk3})
+    with Store.open(tmp_path / "db", read_only=True) as s:
+        assert s.height == 3 and s.block_raw(4) is None
+        assert s.key_counts()[b"b/"] == 3
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:  # writable: removed
+        assert s.height == 3
+    db = plyvel.DB(str(tmp_path / "db" / BODIES_DIR))
+    assert db.get(b"b/" + struct.pack(">Q", 4)) is None
+    assert db.get(b"b/" + struct.pack(">Q", 3)) == blk3
+    db.close()
+
+
+def test_Store_format_1_is_upgraded_when_opened_for_writing(tmp_path: Path) -> None:
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=3, txs=2).close()
+    with Store.open(tmp_path / "db") as s:
+        bodies = {h: s.block_raw(h) for h in (1, 2, 3)}
+        tip = s.tip()
+    # turn it into a format-1 store: bodies inside the main database, no bodies database
+    db = plyvel.DB(str(tmp_path / "db"))
+    for h, raw in bodies.items():
+        assert raw is not None
+        db.put(b"b/" + struct.pack(">Q", h), raw)
+    db.put(b"m/format", b"1")
+    db.close()
+    shutil.rmtree(tmp_path / "db" / BODIES_DIR)
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path / "db", read_only=True)
+    assert e.value.code == "store_version" and "upgrade" in e.value.message
+    assert not (tmp_path / "db" / BODIES_DIR).exists()  # a read-only open changes nothing
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:
+        assert s.tip() == tip
+        assert {h: s.block_raw(h) for h in (1, 2, 3)} == bodies
+        assert s.key_counts()[b"b/"] == 3
+    db = plyvel.DB(str(tmp_path / "db"))
+    assert db.get(b"m/format") == STORE_FORMAT
+    assert not list(db.iterator(prefix=b"b/"))
+    db.close()
+    with Store.open(tmp_path / "db", read_only=True) as s:
+        assert s.block(3) is not None
