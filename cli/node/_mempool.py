@@ -1,8 +1,11 @@
 """The mempool: transactions that passed admission and wait for a block.
 
 Admission (`add`) checks, in this order, and rejects with a reason code: size, chain id,
-duplicate (pending, or already committed), nonce (used, already pending from the same signer,
-too far ahead), capacity (count and bytes). Signatures are checked in one batch for everything
+duplicate (pending), nonce (used: "already committed" when the transaction itself is in a block;
+already pending from the same signer; too far ahead), capacity (count and bytes). The
+committed-transaction lookup is made only for a used nonce: a committed transaction's nonce is
+always used, and on a large ledger every lookup of an id that is not there costs LevelDB a read
+charged against its tables (enough of them trigger a compaction). Signatures are checked in one batch for everything
 new in a submission (`ledger.verify_transactions`), so each transaction is verified once per node:
 a block proposal whose transactions are byte-identical to pending ones skips re-verifying them.
 
@@ -154,9 +157,6 @@ class Mempool:
         if tx.tx_id in self._txs:
             return Admission(tx_id=tx.tx_id, ok=True, code="duplicate",
                              reason="already pending")
-        if self._committed(tx.tx_id):
-            return Admission(tx_id=tx.tx_id, ok=False, code="already_committed",
-                             reason="already in a committed block")
         return None
 
     def _insert(self, tx: Transaction, state_nonces: dict[bytes, int]) -> Admission:
@@ -168,6 +168,9 @@ class Mempool:
         if state_next is None:
             state_next = state_nonces[tx.signer] = self._next_nonce(tx.signer)
         if tx.nonce < state_next:
+            if self._committed(tx.tx_id):
+                return Admission(tx_id=tx.tx_id, ok=False, code="already_committed",
+                                 reason="already in a committed block")
             return self._reject(tx.tx_id, "nonce_used",
                                 f"nonce {tx.nonce} is already used (next is {state_next})")
         pending = self._by_signer.setdefault(tx.signer, {})

@@ -124,3 +124,18 @@ def test_Mempool_reads_a_signers_state_nonce_once_per_batch() -> None:
     state[ALICE.public] = 7  # committed meanwhile: the next batch reads the state again
     assert mp.add(signed_txs(ALICE, CHAIN, 1, first_nonce=6))[0].code == "nonce_used"
     assert reads.count(ALICE.public) == 2
+
+
+def test_Mempool_looks_up_committed_ids_only_for_used_nonces() -> None:
+    """On a large ledger each lookup of an absent id costs LevelDB a charged read; a fresh
+    nonce cannot belong to a committed transaction, so none is made for it."""
+    asked: list[bytes] = []
+    state = {ALICE.public: 2}
+    mp = Mempool(chain_id=CHAIN, next_nonce=lambda s: state.get(s, 0),
+                 committed=lambda t: asked.append(t) or False,
+                 max_txs=100, max_bytes=1 << 20, max_tx_bytes=4096, max_nonce_gap=10)
+    txs = signed_txs(ALICE, CHAIN, 4)  # nonces 0-3; 0 and 1 are used
+    verdicts = mp.add(txs)
+    assert [v.code for v in verdicts[:2]] == ["nonce_used", "nonce_used"]
+    assert all(v.ok for v in verdicts[2:])
+    assert asked == [txs[0].tx_id, txs[1].tx_id]
