@@ -749,10 +749,14 @@ class Node:
             ids = decode_tx_request(payload)
         except DecodeError:
             return encode_value([])
-        recent = {tx.tx_id: tx for b in self._block_cache.values() for tx in b.txs}
+        recent: dict[bytes, Transaction] | None = None  # indexed only when the mempool misses
         out = []
         for tx_id in ids:
-            tx = self.mempool.get(tx_id) or recent.get(tx_id)
+            tx = self.mempool.get(tx_id)
+            if tx is None:
+                if recent is None:
+                    recent = {t.tx_id: t for b in self._block_cache.values() for t in b.txs}
+                tx = recent.get(tx_id)
             out.append(tx.encode() if tx is not None else b"")
         await trio.lowlevel.checkpoint()
         return encode_value(out)
