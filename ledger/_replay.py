@@ -33,7 +33,9 @@ from ledger.errors import PartledgerError, VerificationError
 
 SIG_BATCH_TXS = 4096
 WINDOW_BLOCKS_MAX = 256
-GC_THRESHOLD_DURING_REPLAY = 100_000
+# Young-generation threshold of the cyclic collector while executing blocks in bulk: during a
+# replay (`_rare_collections`) and for a whole node process (`cli.node._node.tune_collector`).
+GC_YOUNG_THRESHOLD = 100_000
 
 
 class ReplayError(VerificationError):
@@ -247,10 +249,10 @@ def _rare_collections() -> Iterator[None]:
     ran every few transactions, promoted them, and every few blocks made a full pass over
     every tracked object (the seen-set of all transaction ids among them): about 12% of
     replay CPU. Replay makes no reference cycles of its own (its objects die by reference
-    counting), so during it a collection starts only after `GC_THRESHOLD_DURING_REPLAY` more
+    counting), so during it a collection starts only after `GC_YOUNG_THRESHOLD` more
     container allocations than deallocations; the thresholds are restored afterwards."""
     old = gc.get_threshold()
-    gc.set_threshold(max(old[0], GC_THRESHOLD_DURING_REPLAY), old[1], old[2])
+    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), old[1], old[2])
     try:
         yield
     finally:

@@ -89,7 +89,6 @@ THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
-NODE_GC_THRESHOLD = 100_000  # young-generation threshold of a node process (tune_collector)
 INLINE_MAX_TXS = 16  # blocks this small are built and validated on the event loop (_off_loop)
 # After a commit the new tip is announced at once unless one went out this recently (busy
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
@@ -967,8 +966,10 @@ def tune_collector() -> None:
     collector's sight for good."""
     import gc
 
+    from ledger._replay import GC_YOUNG_THRESHOLD
+
     gc.freeze()
-    gc.set_threshold(NODE_GC_THRESHOLD, 10, 10)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 async def _off_loop(fn: Callable[[], T], *, txs: int) -> T:
