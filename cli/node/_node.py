@@ -109,18 +109,6 @@ COMPACT_WAIT_S = 0.05
 COMPACT_PENDING_PER_PEER = 2
 
 
-SYNC_RETRY_MIN_S = 1.0
-SYNC_RETRY_MAX_S = 30.0
-
-
-def next_sync_delay(delay: float, *, progressed: bool, gave_up: bool) -> float:
-    """How long the next sync attempt waits: nothing after progress or after catching up,
-    otherwise twice the last wait, from SYNC_RETRY_MIN_S up to SYNC_RETRY_MAX_S."""
-    if progressed or not gave_up:
-        return 0.0
-    return min(SYNC_RETRY_MAX_S, max(SYNC_RETRY_MIN_S, 2 * delay))
-
-
 @dataclass(slots=True)
 class SyncState:
     syncing: bool = False
@@ -836,29 +824,17 @@ class Node:
             self._sync_wanted.set()
 
     async def _sync_task(self) -> None:
-        delay = 0.0
         while True:
             await self._sync_wanted.wait()
-            # Every tip announcement asks for a sync; after an attempt in which every peer
-            # failed (a node whose blocks the others refuse, or unreachable peers) the next
-            # waits, doubling up to SYNC_RETRY_MAX_S, so such a node does not ask its peers for
-            # the same blocks several times a second.
-            await trio.sleep(delay)
             self._sync_wanted = trio.Event()
-            before = self.store.height
-            gave_up = True
             try:
-                gave_up = await self._sync_once()
+                await self._sync_once()
             except trio.TooSlowError:
                 self.sync.last_error = "timeout"
             finally:
                 self.sync.syncing = False
-            delay = next_sync_delay(delay, progressed=self.store.height > before,
-                                    gave_up=gave_up)
 
-    async def _sync_once(self) -> bool:
-        """Fetch and apply blocks from peers ahead of us until none is; True when it stopped
-        because every peer ahead failed (refused blocks, errors), not because we caught up."""
+    async def _sync_once(self) -> None:
         host = self.host
         assert host is not None
         bad: set[bytes] = set()
@@ -871,7 +847,7 @@ class Node:
                     and hint not in peers:
                 peers.append(hint)
             if not peers:
-                return bool(bad)
+                return
             peer = max(peers, key=lambda p: self.peer_heights.get(p, mine + 1))
             target = max(self.peer_heights.get(peer, 0), mine + 1)
             self.sync.syncing = True
