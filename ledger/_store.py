@@ -287,29 +287,35 @@ class Store:
             return
         with self._bodies.iterator(start=_h(P_BLOCK, height + 1), include_value=False) as it:
             stale = [k for k in it if k.startswith(P_BLOCK)]
-        wb = self._bodies.write_batch(sync=True)
-        for k in stale:
-            wb.delete(k)
-        wb.write()
+        with self._batch(self._bodies) as wb:
+            for k in stale:
+                wb.delete(k)
 
     def _upgrade_bodies(self) -> None:
         """Format 1 -> 2: move the block bodies into their own database. Bodies are copied and
         synced first, then one synced batch removes them from the main database and records
         the new format, so a crash anywhere leaves a store that opens (and upgrades) again."""
         moved: list[bytes] = []
-        wb, size = self._bodies.write_batch(sync=True), 0
+        chunk: list[tuple[bytes, bytes]] = []
+        size = 0
         for k, v in self._iter(P_BLOCK):
-            wb.put(k, v)
+            chunk.append((k, v))
             moved.append(k)
             size += len(v)
             if size >= _UPGRADE_BATCH_BYTES:
-                wb.write()
-                wb, size = self._bodies.write_batch(sync=True), 0
-        wb.write()
+                self._put_bodies(chunk)
+                chunk, size = [], 0
+        self._put_bodies(chunk)
         with self._batch() as main:
             for k in moved:
                 main.delete(k)
             main.put(K_FORMAT, STORE_FORMAT)
+
+    def _put_bodies(self, items: list[tuple[bytes, bytes]]) -> None:
+        with self._batch(self._bodies) as wb:
+            for k, v in items:
+                wb.put(k, v)
+
     def _decode_tip(self, raw: bytes) -> Tip:
         try:
             m = decode(raw)
@@ -544,10 +550,8 @@ class Store:
                                  "committed", code="store_duplicate_tx")
             index_entries.append((P_TX + tx.tx_id, struct.pack(">QI", h.height, i)))
         tip = Tip(h.height, bhash, root)
-        try:  # the body first: a crash before the batch below leaves only a body above the tip
-            self._bodies.put(_h(P_BLOCK, h.height), block.encode(), sync=True)
-        except plyvel.Error as e:
-            raise StoreError(f"store {self.path}: write failed: {_why(e)}", code="store_io") from e
+        # the body first: a crash before the batch below leaves only a body above the tip
+        self._put_bodies([(_h(P_BLOCK, h.height), block.encode())])
         with self._batch() as wb:
             wb.put(_h(P_SEAL, h.height), seal.encode())
             wb.put(_h(P_ROOT, h.height), root)
@@ -560,8 +564,8 @@ class Store:
         self._tip = tip
         return tip
 
-    def _batch(self) -> _SyncedBatch:
-        return _SyncedBatch(self)
+    def _batch(self, db: Any = None) -> _SyncedBatch:
+        return _SyncedBatch(self, db or self._db)
 
     def compact(self) -> None:
         """Compact the whole database (moves log contents into table files)."""
@@ -592,12 +596,13 @@ class Store:
 class _SyncedBatch:
     """A LevelDB write batch written with sync=True on success and dropped on any exception."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, db: Any) -> None:
         self._store = store
+        self._db = db
         self._wb: Any = None
 
     def __enter__(self) -> Any:
-        self._wb = self._store._db.write_batch(sync=True)
+        self._wb = self._db.write_batch(sync=True)
         return self._wb
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
