@@ -14,6 +14,11 @@ state's scattered keys; alone, LevelDB lays each flushed table next to the previ
 never merges them. Measured on a copy of a 1M-transaction store: 36% fewer bytes rewritten by
 compaction and 19% less CPU for the same writes (docs/performance.md, "Scale").
 
+Why a key filter in front of the main database (writable handles): LevelDB compacts tables
+for lookups of absent keys as well as for writes (see `ledger._keyfilter`); answering those
+lookups in memory took the compaction of a saturated 4-validator consortium with 1,000,000
+transactions in each ledger from 3.6-5.1 GB to 0.36 GB in a 35 s phase.
+
 Key layout (prefixes keep the families apart)::
 
     m/format            store format version (b"2"; format 1 kept bodies in the main database
@@ -38,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +56,7 @@ from ledger._app import EMPTY_ROOT, next_state_root
 from ledger._block import Block, Seal
 from ledger._codec import check_version, decode, encode
 from ledger._genesis import Genesis
+from ledger._keyfilter import KeyFilter
 from ledger.errors import DecodeError, StoreError
 
 STORE_FORMAT = b"2"
@@ -58,6 +65,7 @@ BODIES_DIR = "blocks"  # the block bodies' database, inside the store's director
 WRITE_BUFFER_BYTES = 64 << 20  # LevelDB memtable (see Store.open)
 BODIES_WRITE_BUFFER_BYTES = 8 << 20
 _UPGRADE_BATCH_BYTES = 32 << 20
+_REOPEN_AFTER_SCAN_KEYS = 100_000  # see Store._build_key_filter
 TIP_VERSION = 1
 K_FORMAT = b"m/format"
 K_CHAIN = b"m/chain"
@@ -126,6 +134,29 @@ def parse_leveldb_stats(text: str) -> StoreStats:
                       compaction_read_bytes=tot[3] * mb, compaction_written_bytes=tot[4] * mb)
 
 
+def _open_main_db(p: Path, *, create: bool, paranoid: bool) -> Any:
+    """The main LevelDB database of the store at `p`, with the options every handle uses."""
+    # Bloom filters: most reads of a busy node are for keys that do not exist yet (a
+    # new transaction id, EPC or event id), which a filter answers without reading a
+    # block. Only with paranoid checks: then LevelDB verifies a filter block's checksum
+    # when it loads it and ignores a damaged one; without them a damaged filter could
+    # answer "absent" for a key that is there.
+    #
+    # No compression, a 64 MB write buffer: a node's writes are hashes, signatures and
+    # keys spread over the whole key space, so every table LevelDB writes is merged
+    # again at each level (about 30x write amplification in a 1 GB store), and with
+    # Snappy each merge decompressed and recompressed it: with 1,000,000 transactions
+    # in the ledger, the compaction threads of 4 validators on 2 cores took 1.3 cores
+    # and throughput fell to 0.57 of the empty ledger's; without compression and with
+    # fewer, larger level-0 tables, 0.92 (docs/performance.md, "Scale").
+    try:
+        return plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid,
+                         bloom_filter_bits=10 if paranoid else 0, lru_cache_size=32 << 20,
+                         write_buffer_size=WRITE_BUFFER_BYTES, compression=None)
+    except plyvel.Error as exc:
+        raise _open_error(p, exc) from exc
+
+
 class Store:
     """One node's ledger database. Use `Store.open(...)`; close it (or use `with`)."""
 
@@ -139,6 +170,9 @@ class Store:
         self.paranoid = paranoid
         self._tip: Tip | None = None
         self._closed = False
+        # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
+        self._keys: KeyFilter | None = None
+        self._keys_build_s = 0.0
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -171,25 +205,7 @@ class Store:
             raise StoreError("cannot create a store read-only", code="store_usage")
         if not exists:
             p.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            # Bloom filters: most reads of a busy node are for keys that do not exist yet (a
-            # new transaction id, EPC or event id), which a filter answers without reading a
-            # block. Only with paranoid checks: then LevelDB verifies a filter block's checksum
-            # when it loads it and ignores a damaged one; without them a damaged filter could
-            # answer "absent" for a key that is there.
-            #
-            # No compression, a 64 MB write buffer: a node's writes are hashes, signatures and
-            # keys spread over the whole key space, so every table LevelDB writes is merged
-            # again at each level (about 30x write amplification in a 1 GB store), and with
-            # Snappy each merge decompressed and recompressed it: with 1,000,000 transactions
-            # in the ledger, the compaction threads of 4 validators on 2 cores took 1.3 cores
-            # and throughput fell to 0.57 of the empty ledger's; without compression and with
-            # fewer, larger level-0 tables, 0.92 (docs/performance.md, "Scale").
-            db = plyvel.DB(str(p), create_if_missing=create, paranoid_checks=paranoid,
-                           bloom_filter_bits=10 if paranoid else 0, lru_cache_size=32 << 20,
-                           write_buffer_size=WRITE_BUFFER_BYTES, compression=None)
-        except plyvel.Error as exc:
-            raise _open_error(p, exc) from exc
+        db = _open_main_db(p, create=create, paranoid=paranoid)
         bodies = None
         try:
             fmt = db.get(K_FORMAT)
@@ -212,10 +228,43 @@ class Store:
         store = cls(db, bodies, p, chain_id=chain_id, read_only=read_only, paranoid=paranoid)
         try:
             store._check_open(expected_chain=chain_id, create=create)
+            if not read_only:
+                store._build_key_filter()
         except BaseException:
             store.close()
             raise
         return store
+
+    def _build_key_filter(self) -> None:
+        """Scan the main database's keys into a `KeyFilter` (about 1.5 s per million keys;
+        a store of 1,000,000 transactions holds 3.5 million). From then on a lookup of a key
+        the filter does not hold is answered without LevelDB, which would otherwise charge it
+        as a "seek" and compact tables for it (see `ledger._keyfilter`). Only for a writable
+        handle: it is the one place every write goes through, so the filter stays complete.
+
+        LevelDB reads its tables through memory maps, so the scan leaves every page of them
+        counted in the node's RSS (1.1 GB for the 1M store); closing the database unmaps them
+        and the handle is opened again (the pages stay in the kernel's cache)."""
+        t0 = time.monotonic()
+        keys = KeyFilter()
+        try:
+            with self._db.iterator(include_value=False) as it:
+                keys.update(it)
+        except plyvel.Error as exc:
+            raise StoreError(f"store {self.path}: read failed: {_why(exc)}",
+                             code="store_io") from exc
+        if keys.count > _REOPEN_AFTER_SCAN_KEYS:
+            self._db.close()
+            self._db = _open_main_db(self.path, create=False, paranoid=self.paranoid)
+        self._keys = keys
+        self._keys_build_s = time.monotonic() - t0
+
+    def key_filter_info(self) -> str | None:
+        """The key filter's size and build time, for a node's start-up log; None read-only."""
+        if self._keys is None:
+            return None
+        return (f"key filter of {self._keys.count:,} keys ({self._keys.nbytes >> 20} MB) built "
+                f"in {self._keys_build_s:.1f} s")
 
     def _check_open(self, *, expected_chain: bytes | None, create: bool) -> None:
         fmt = self._get(K_FORMAT)
@@ -335,6 +384,8 @@ class Store:
     # -- low level ---------------------------------------------------------------------------
     def _get(self, key: bytes, *, db: Any = None) -> bytes | None:
         self._check_usable()
+        if self._keys is not None and (db is None or db is self._db) and key not in self._keys:
+            return None
         try:
             v: bytes | None = (db or self._db).get(key, verify_checksums=self.paranoid)
         except plyvel.CorruptionError as exc:
@@ -603,7 +654,8 @@ class _SyncedBatch:
 
     def __enter__(self) -> Any:
         self._wb = self._db.write_batch(sync=True)
-        return self._wb
+        keys = self._store._keys if self._db is self._store._db else None
+        return self._wb if keys is None else _FilteredBatch(self._wb, keys)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -615,6 +667,23 @@ class _SyncedBatch:
         except plyvel.Error as e:
             raise StoreError(f"store {self._store.path}: write failed: {_why(e)}",
                              code="store_io") from e
+
+
+class _FilteredBatch:
+    """A write batch of the main database that adds every key it puts to the store's
+    `KeyFilter` first, so the filter never lacks a key the database holds."""
+
+    __slots__ = ("_keys", "_wb")
+
+    def __init__(self, wb: Any, keys: KeyFilter) -> None:
+        self._wb, self._keys = wb, keys
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._keys.add(key)
+        self._wb.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._wb.delete(key)
 
 
 def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:

@@ -34,6 +34,9 @@ MAX_WAIT_MS = 60_000
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_FINAL_STATUSES = frozenset({"committed", "rejected"})  # a transaction's status ends there
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -232,14 +235,16 @@ class Api:
         if not isinstance(wait_ms, int) or wait_ms < 0:
             raise ApiError(400, "bad_body", "wait_ms must be a non-negative integer")
         deadline = trio.current_time() + min(wait_ms, MAX_WAIT_MS) / 1000
+        out: list[dict[str, Any]] = [{}] * len(tx_ids)
+        open_ = list(range(len(tx_ids)))  # positions whose status may still change
         while True:
-            out = []
-            for tx_id in tx_ids:
-                st = self.node.tx_status(tx_id)
-                out.append(st if st is not None else {"tx_id": tx_id.hex(),
-                                                      "status": "unknown"})
+            for i in open_:
+                st = self.node.tx_status(tx_ids[i])
+                out[i] = st if st is not None else {"tx_id": tx_ids[i].hex(),
+                                                    "status": "unknown"}
+            open_ = [i for i in open_ if out[i]["status"] not in _FINAL_STATUSES]
             remaining = deadline - trio.current_time()
-            if remaining <= 0 or all(o["status"] in ("committed", "rejected") for o in out):
+            if remaining <= 0 or not open_:
                 break
             with trio.move_on_after(remaining):
                 await self.node.commit_event.wait()

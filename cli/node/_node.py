@@ -336,12 +336,17 @@ class Node:
         return verdicts
 
     def tx_status(self, tx_id: bytes) -> dict[str, Any] | None:
+        # The mempool first: a pending id is absent from the store's index, and every lookup
+        # of an absent key in a large LevelDB store is charged as a "seek" that ends in a
+        # compaction (clients long-polling for their pending transactions made nodes with
+        # 1,000,000 transactions rewrite 240 MB each for 1,700 transactions at 100 tx/s).
+        # A committed transaction leaves the mempool before `commit_event` fires.
+        if tx_id in self.mempool:
+            return {"tx_id": tx_id.hex(), "status": "pending"}
         loc = self.store.tx_location(tx_id)
         if loc is not None:
             return {"tx_id": tx_id.hex(), "status": "committed", "height": loc[0],
                     "index": loc[1]}
-        if tx_id in self.mempool:
-            return {"tx_id": tx_id.hex(), "status": "pending"}
         rej = self.mempool.rejection(tx_id)
         if rej is not None:
             return {"tx_id": tx_id.hex(), "status": "rejected", "code": rej.code,
@@ -380,9 +385,10 @@ class Node:
                     nursery.start_soon(self._driver)
                     self.push(ev.Start())
                 self.api_url = await nursery.start(serve_api, self)
-                log.info("node %s started: height %d, p2p %s, api %s",
+                log.info("node %s started: height %d, p2p %s, api %s; %s",
                          self.member.name if self.member else "?", self.store.height,
-                         ",".join(host.listen_addrs()), self.api_url)
+                         ",".join(host.listen_addrs()), self.api_url,
+                         self.store.key_filter_info())
                 task_status.started(self)
                 await self._stopping.wait()
                 nursery.cancel_scope.cancel()

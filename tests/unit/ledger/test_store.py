@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import shutil
 import struct
 from pathlib import Path
@@ -14,7 +15,7 @@ from ledger import Block, Store, encode
 from ledger._chain import ChainBuilder, init_store, seal_block
 from ledger._store import BODIES_DIR, STORE_FORMAT, StoreStats, parse_leveldb_stats
 from ledger.errors import StoreError
-from tests.unit.ledger.helpers import KVApp, build_kv_chain, make_consortium, raw_edit
+from tests.unit.ledger.helpers import KVApp, build_kv_chain, kv_specs, make_consortium, raw_edit
 
 
 def test_Store_commit_and_read_back(tmp_path: Path) -> None:
@@ -222,3 +223,73 @@ def test_Store_format_1_is_upgraded_when_opened_for_writing(tmp_path: Path) -> N
     db.close()
     with Store.open(tmp_path / "db", read_only=True) as s:
         assert s.block(3) is not None
+
+
+class _CountingDB:
+    """Spy on the main database's point lookups (everything else passes through)."""
+
+    def __init__(self, db: object) -> None:
+        self._db, self.gets = db, 0
+
+    def get(self, key: bytes, **kw: object) -> object:
+        self.gets += 1
+        return self._db.get(key, **kw)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def test_Store_writable_answers_absent_keys_without_leveldb(tmp_path: Path) -> None:
+    """Each lookup of an absent key that LevelDB answers is charged to a table as a "seek",
+    and LevelDB compacts tables for them (docs/performance.md, "Scale"); a writable store
+    answers them from its key filter. Present keys, before and after a commit and after a
+    reopen, are still found."""
+    c = make_consortium()
+    build_kv_chain(tmp_path / "db", c, blocks=4, txs=5).close()
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:
+        present = dict(s.iter_prefix(b""))
+        committed = [tx for h in range(1, 5) for tx in s.block(h).txs]  # type: ignore[union-attr]
+        spy = _CountingDB(s._db)
+        s._db = spy
+        for i in range(200):
+            assert s.get(b"kv/absent-%d" % i) is None
+            assert s.tx_location(struct.pack(">Q", i) * 4) is None
+        assert spy.gets < 20  # a few false positives at most
+        for k, v in present.items():
+            assert s.get(k) == v
+        assert all(s.tx_location(tx.tx_id) is not None for tx in committed)
+        s._db = spy._db
+    with Store.open(tmp_path / "db", read_only=True) as ro:  # no filter: LevelDB answers
+        spy = _CountingDB(ro._db)
+        ro._db = spy
+        assert ro.get(b"kv/absent-0") is None and spy.gets == 1
+        ro._db = spy._db
+
+
+def test_Store_key_filter_follows_commits_and_reopens(tmp_path: Path, monkeypatch:
+                                                      pytest.MonkeyPatch) -> None:
+    """Keys written through the store are in its filter at once; a reopen rebuilds it from
+    the database (here also closing and reopening LevelDB after the scan, as a large store
+    does to unmap the tables it read)."""
+    import ledger._store as store_mod
+
+    monkeypatch.setattr(store_mod, "_REOPEN_AFTER_SCAN_KEYS", 0)
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
+        for k, v in s.iter_prefix(b""):
+            assert s.get(k) == v
+        h = s.height
+    with init_store(tmp_path / "db2", c.genesis, KVApp()) as s2:
+        assert s2.get(b"org/" + c.orgs[0].public) == b"m0"  # genesis writes, same handle
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:  # reopened after its scan
+        assert s.height == h
+        b = ChainBuilder(s, c.genesis, KVApp(), c.nodes[:3])
+        before = dict(s.iter_prefix(b""))
+        b.append_specs(kv_specs(random.Random(3), c, 4))
+        assert s.height == h + 1
+        after = dict(s.iter_prefix(b""))
+        assert after != before
+        for k, v in after.items():
+            assert s.get(k) == v
+        for tx in s.block(h + 1).txs:  # type: ignore[union-attr]
+            assert s.tx_location(tx.tx_id) is not None
