@@ -91,11 +91,17 @@ class KeyFilter:
         h1, h2 = h & _MASK32, ((h >> 32) & _MASK32) | 1
         for part in self._parts:
             bits, mask = part.bits, part.mask
-            for i in range(_PROBES):
-                b = (h1 + i * h2) & mask
-                if not bits[b >> 3] & (1 << (b & 7)):
-                    break
-            else:
+            b = h1 & mask
+            if not bits[b >> 3] & (1 << (b & 7)):
+                continue
+            b = (h1 + h2) & mask
+            if not bits[b >> 3] & (1 << (b & 7)):
+                continue
+            b = (h1 + 2 * h2) & mask
+            if not bits[b >> 3] & (1 << (b & 7)):
+                continue
+            b = (h1 + 3 * h2) & mask
+            if bits[b >> 3] & (1 << (b & 7)):
                 return True
         return False
 
