@@ -251,8 +251,7 @@ class Store:
             with self._db.iterator(include_value=False) as it:
                 keys.update(it)
         except plyvel.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {_why(exc)}",
-                             code="store_io") from exc
+            raise self._read_failed(exc) from exc
         if keys.count > _REOPEN_AFTER_SCAN_KEYS:
             self._db.close()
             self._db = _open_main_db(self.path, create=False, paranoid=self.paranoid)
@@ -388,12 +387,15 @@ class Store:
             return None
         try:
             v: bytes | None = (db or self._db).get(key, verify_checksums=self.paranoid)
-        except plyvel.CorruptionError as exc:
-            raise StoreError(f"store {self.path} is corrupted: {_why(exc)}",
-                             code="store_corrupt") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {_why(exc)}", code="store_io") from exc
+            raise self._read_failed(exc) from exc
         return v
+
+    def _read_failed(self, exc: plyvel.Error) -> StoreError:
+        if isinstance(exc, plyvel.CorruptionError):
+            return StoreError(f"store {self.path} is corrupted: {_why(exc)}",
+                              code="store_corrupt")
+        return StoreError(f"store {self.path}: read failed: {_why(exc)}", code="store_io")
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -413,11 +415,8 @@ class Store:
             it = (db or self._db).iterator(prefix=prefix, verify_checksums=self.paranoid)
             with it:
                 yield from it
-        except plyvel.CorruptionError as exc:
-            raise StoreError(f"store {self.path} is corrupted: {_why(exc)}",
-                             code="store_corrupt") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"store {self.path}: read failed: {_why(exc)}", code="store_io") from exc
+            raise self._read_failed(exc) from exc
 
     # -- properties --------------------------------------------------------------------------
     @property
