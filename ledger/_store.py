@@ -258,12 +258,16 @@ class Store:
         self._keys = keys
         self._keys_build_s = time.monotonic() - t0
 
+    def key_filter_size(self) -> tuple[int, int]:
+        """(keys, bytes) of the key filter, (0, 0) without one (read-only handles)."""
+        return (0, 0) if self._keys is None else (self._keys.count, self._keys.nbytes)
+
     def key_filter_info(self) -> str | None:
         """The key filter's size and build time, for a node's start-up log; None read-only."""
         if self._keys is None:
             return None
-        return (f"key filter of {self._keys.count:,} keys ({self._keys.nbytes >> 20} MB) built "
-                f"in {self._keys_build_s:.1f} s")
+        keys, nbytes = self.key_filter_size()
+        return f"key filter of {keys:,} keys ({nbytes >> 20} MB) built in {self._keys_build_s:.1f} s"
 
     def _check_open(self, *, expected_chain: bytes | None, create: bool) -> None:
         fmt = self._get(K_FORMAT)

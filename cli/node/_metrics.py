@@ -103,6 +103,9 @@ class _NodeCollector(Collector):
                       ss.compaction_read_bytes)
         yield counter("store_compaction_written_bytes", "bytes written by LevelDB compactions",
                       ss.compaction_written_bytes)
+        kf_keys, kf_bytes = n.store.key_filter_size()
+        yield gauge("store_key_filter_keys", "keys in the store's in-memory key filter", kf_keys)
+        yield gauge("store_key_filter_bytes", "memory of the store's key filter", kf_bytes)
         ms = n.mempool.statistics()
         yield gauge("mempool_txs", "transactions in the mempool", ms.size)
         yield gauge("mempool_bytes", "bytes of transactions in the mempool", ms.bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ def test_Api_rejects_bad_requests_with_reasons(tmp_path: Path) -> None:
         assert "partledger_height " in text and "partledger_mempool_txs " in text
         assert "partledger_p2p_malformed_frames" in text
         assert "partledger_store_compaction_seconds_total" in text
+        kf = re.search(r"^partledger_store_key_filter_keys (\S+)$", text, re.M)
+        assert kf is not None and float(kf.group(1)) > 0  # the node's store is writable
 
     with_node(tmp_path, body)
 
