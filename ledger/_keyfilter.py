@@ -16,8 +16,8 @@ before. It lives in memory only (rebuilt from a scan of the store when a store i
 writing), so it uses Python's own `hash`, which is randomised per process: that is harmless
 here and costs 0.1 µs instead of a cryptographic hash's 0.5 µs.
 
-It grows without rebuilding: a full part is kept and a new one twice as large is added, and a
-lookup checks every part (a handful at most: capacities double).
+It grows without rebuilding: a full part is kept and a new one, twice as large as all the
+others together, is added; a lookup checks every part (a handful at most).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class KeyFilter:
     """Which keys a store may hold. `key in f` is False only for keys never `add`ed.
 
     Writers add a key before the write that stores it reaches the database, so a reader in
-    another thread that is told "absent" saw the store as it was before that write.
+    another thread that is told "absent" saw the store as it was before that write. One writer
+    at a time (a store's writes come from one thread): setting a bit is not atomic.
     """
 
     def __init__(self, capacity: int = 1 << 20) -> None:
