@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-_PROBES = 4            # bit positions per key (double hashing)
 _BITS_PER_KEY = 10     # at least; rounded up to a power of two: 1.2% false positives or fewer
 _MASK32 = 0xFFFFFFFF
 
@@ -64,8 +63,8 @@ class KeyFilter:
     def update(self, keys: Iterable[bytes]) -> None:
         """Add every key. A key the newest part already holds is not counted again, so a key
         rewritten at every block (a signer's nonce) does not make the filter grow; only new
-        keys fill it. The loop is unrolled for the `_PROBES` = 4 positions because a store's
-        opening scan adds millions (0.85 us a key)."""
+        keys fill it. Each key sets four bit positions (double hashing); the loop is unrolled
+        for them because a store's opening scan adds millions (0.85 us a key)."""
         part = self._room()
         bits, mask = part.bits, part.mask
         free = part.capacity - part.count

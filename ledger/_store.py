@@ -387,7 +387,7 @@ class Store:
     # -- low level ---------------------------------------------------------------------------
     def _get(self, key: bytes, *, db: Any = None) -> bytes | None:
         self._check_usable()
-        if self._keys is not None and (db is None or db is self._db) and key not in self._keys:
+        if db is None and self._keys is not None and key not in self._keys:
             return None
         try:
             v: bytes | None = (db or self._db).get(key, verify_checksums=self.paranoid)
@@ -654,15 +654,14 @@ class _SyncedBatch:
         self._store = store
         self._db = db
         self._wb: Any = None
-        self._keys: KeyFilter | None = None
-        self._filtered: _FilteredBatch | None = None
+        self._filtered: _FilteredBatch | None = None  # the main database's, with a key filter
 
     def __enter__(self) -> Any:
         self._wb = self._db.write_batch(sync=True)
-        self._keys = self._store._keys if self._db is self._store._db else None
-        if self._keys is None:
+        keys = self._store._keys
+        if keys is None or self._db is not self._store._db:
             return self._wb
-        self._filtered = _FilteredBatch(self._wb)
+        self._filtered = _FilteredBatch(self._wb, keys)
         return self._filtered
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -670,8 +669,8 @@ class _SyncedBatch:
         if exc_type is not None:
             self._wb.clear()
             return
-        if self._keys is not None and self._filtered is not None:
-            self._keys.update(self._filtered.keys)
+        if self._filtered is not None:
+            self._filtered.add_keys_to_filter()
         try:
             self._wb.write()
         except plyvel.Error as e:
@@ -681,22 +680,25 @@ class _SyncedBatch:
 
 class _FilteredBatch:
     """A write batch of the main database that remembers the keys it puts: `_SyncedBatch`
-    adds them to the store's `KeyFilter` before the batch is written, so the filter never
-    lacks a key the database holds (one `update` per batch: a call per key cost twice as
-    much)."""
+    has them added to the store's `KeyFilter` before the batch is written, so the filter
+    never lacks a key the database holds (one `update` per batch: a call per key cost twice
+    as much)."""
 
-    __slots__ = ("_wb", "keys")
+    __slots__ = ("_filter", "_keys", "_wb")
 
-    def __init__(self, wb: Any) -> None:
-        self._wb = wb
-        self.keys: list[bytes] = []
+    def __init__(self, wb: Any, key_filter: KeyFilter) -> None:
+        self._wb, self._filter = wb, key_filter
+        self._keys: list[bytes] = []
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.keys.append(key)
+        self._keys.append(key)
         self._wb.put(key, value)
 
     def delete(self, key: bytes) -> None:
         self._wb.delete(key)
+
+    def add_keys_to_filter(self) -> None:
+        self._filter.update(self._keys)
 
 
 def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
