@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
+from ledger._keyfilter import KeyFilter as KeyFilter  # the store's key filter, see that module
+
 _sha256 = hashlib.sha256
 
 _SIGNATURE_BYTES = 64

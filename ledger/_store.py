@@ -52,11 +52,12 @@ from typing import Any
 
 import plyvel
 
+from ledger import _accel
 from ledger._app import EMPTY_ROOT, next_state_root
 from ledger._block import Block, Seal
 from ledger._codec import check_version, decode, encode
 from ledger._genesis import Genesis
-from ledger._keyfilter import KeyFilter
+from ledger._keyfilter import KeySet
 from ledger.errors import DecodeError, StoreError
 
 STORE_FORMAT = b"2"
@@ -171,7 +172,7 @@ class Store:
         self._tip: Tip | None = None
         self._closed = False
         # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
-        self._keys: KeyFilter | None = None
+        self._keys: KeySet | None = None
         self._keys_build_s = 0.0
 
     # -- opening -----------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class Store:
         counted in the node's RSS (1.1 GB for the 1M store); closing the database unmaps them
         and the handle is opened again (the pages stay in the kernel's cache)."""
         t0 = time.monotonic()
-        keys = KeyFilter()
+        keys: KeySet = _accel.backend.KeyFilter()
         try:
             with self._db.iterator(include_value=False) as it:
                 keys.update(it)
@@ -686,7 +687,7 @@ class _FilteredBatch:
 
     __slots__ = ("_filter", "_keys", "_wb")
 
-    def __init__(self, wb: Any, key_filter: KeyFilter) -> None:
+    def __init__(self, wb: Any, key_filter: KeySet) -> None:
         self._wb, self._filter = wb, key_filter
         self._keys: list[bytes] = []
 

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod ed25519;
+pub mod keyfilter;
 pub mod merkle;
 pub mod pool;
 pub mod sha256;
