@@ -138,6 +138,17 @@ class CpuMeter:
                 "foreign_cores": round(max(0.0, busy - ours), 2)}
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) one process has used so far (0 once it is gone)."""
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system)
+
+
 def rss_mb(pid: int) -> float:
     import psutil
 

@@ -46,6 +46,7 @@ from bench._common import (
     machine,
     make_agents,
     median,
+    process_cpu_s,
     ratio,
     ratio_line,
     rss_mb,
@@ -212,6 +213,7 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     h0 = _status(urls[0])["height"]
     counters0 = _node_counters(urls)
     meter = CpuMeter([*pids, handle[0].pid])
+    gen_cpu0 = process_cpu_s(handle[0].pid)
     prof = _start_profile(pids, duration_s, profile_dir, name) if profile_dir else []
     t0 = time.monotonic()
     time.sleep(max(0.0, spec.start_at + warmup_s + duration_s - time.time()))
@@ -224,6 +226,7 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
                for k in ("compact_rebuilt", "compact_fetched_txs", "compact_failed",
                          "compaction_s", "compaction_written_bytes")}
     load = meter.stop()
+    load["generator_cores"] = round((process_cpu_s(handle[0].pid) - gen_cpu0) / window, 2)
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)
     src.give_back(raw for stream in lg.pop("unsent") for raw in stream)
@@ -239,7 +242,7 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
         f"({out['samples']} samples); {round_changes} round changes; compact proposals {compact}; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
-        f"foreign {load['foreign_cores']}; rejections {lg['codes']}")
+        f"(load generator {load['generator_cores']}) foreign {load['foreign_cores']}; rejections {lg['codes']}")
     out["drained"] = _wait_drained(urls, drain_s)
     if not out["drained"]:
         log(f"[{name}] the mempools did not drain within {drain_s:.0f} s")
