@@ -47,6 +47,14 @@ from ledger.errors import DecodeError, VerificationError
 MAX_FUTURE_MS = 30_000
 MAX_REBUILDS = 8
 
+# `validate` verdicts that, for a block whose seal checks out, are this node's fault and not
+# the sender's: a quorum (with at least one honest validator in it) validated the same block
+# on the same history, and the body matches the sealed header. A body that does not
+# (`tx_root`, `tx_count`) or another height (`wrong_height`) is the peer's doing instead.
+DIVERGENCE_CODES = frozenset({"bad_link", "bad_time", "bad_validators", "bad_proposer",
+                              "bad_tx_signature", "tx_rejected", "bad_state_root"})
+DIVERGED = "diverged"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Built:
@@ -213,13 +221,20 @@ class Executor:
         the block already decoded from those bytes).
 
         Raises:
-            DecodeError, VerificationError: the peer sent something that does not check out.
+            DecodeError, VerificationError: the peer sent something that does not check out;
+                code `diverged` when the block is sealed and is the next one but does not
+                execute here (the node must stop, as when consensus commits such a block).
         """
         block = block_bytes if isinstance(block_bytes, Block) else Block.decode(block_bytes)
         seal = Seal.decode(seal_bytes)
         verify_seal(seal, chain=self.genesis.chain_id, block_hash=block.hash,
                     height=block.height, validators=self.genesis.validators)
         verdict = self.validate(block, check_clock=False)
+        if verdict.code in DIVERGENCE_CODES:
+            raise VerificationError(
+                f"block {block.height}, sealed by a quorum of validators, does not execute "
+                f"here ({verdict.reason}): this node's ledger has diverged from the "
+                "consortium's", code=DIVERGED)
         if not verdict.ok:
             raise VerificationError(f"synced block {block.height}: {verdict.reason}",
                                     code=verdict.code)

@@ -50,7 +50,7 @@ from cli.node._compact import (
     rebuild,
 )
 from cli.node._config import NodeConfig
-from cli.node._executor import Executor, decode_block, state_next_nonce
+from cli.node._executor import DIVERGED, Executor, decode_block, state_next_nonce
 from cli.node._mempool import Admission, Mempool, Rejection
 from cli.node._persist import load_consensus_state, save_consensus_state
 from consensus import _events as ev
@@ -890,6 +890,9 @@ class Node:
                     block, seal, _tip = await trio.to_thread.run_sync(
                         self._apply_one, item[0], item[1])
                 except (DecodeError, VerificationError, StoreError) as exc:
+                    if exc.code == DIVERGED:  # a sealed block that does not execute here
+                        log.critical("%s; stopping", exc.message)
+                        raise
                     log.warning("sync: block from %s refused: %s", peer.hex()[:16], exc)
                     self.sync.last_error = str(exc)
                     return applied

@@ -91,3 +91,22 @@ def test_Executor_apply_synced_checks_the_seal(tmp_path: Path) -> None:
     assert dst.store.height == 0
     block, _seal, tip = dst.apply_synced(built.block.encode(), s.encode())
     assert tip.block_hash == built.block.hash and block.height == 1
+
+
+def test_Executor_apply_synced_names_divergence_apart_from_a_bad_peer(tmp_path: Path) -> None:
+    """A sealed next block that does not execute here is this node's problem (code diverged,
+    the node stops); a sealed header with another body, or another height, is the peer's."""
+    src = executor(tmp_path / "a")
+    built = src.build(proposer=NODE.public, candidates=signed_txs(ORG, GENESIS.chain_id, 2))
+    h = built.block.header
+    wrong_root = Block(header=dataclasses.replace(h, state_root=b"\x01" * 32),
+                       txs=built.block.txs)
+    later = Block(header=dataclasses.replace(h, height=2), txs=built.block.txs)
+    other_body = Block(header=h, txs=built.block.txs[:1])
+    dst = executor(tmp_path / "b")
+    for block, code in ((wrong_root, "diverged"), (later, "wrong_height"),
+                        (other_body, "tx_count")):
+        with pytest.raises(VerificationError) as err:
+            dst.apply_synced(block.encode(), seal(block).encode())
+        assert err.value.code == code, (code, err.value)
+    assert dst.store.height == 0

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from cli.node import Node, NodeConfig
 from cli.node._devnet import Devnet, create_devnet
-from ledger import ConsensusParams, Home, read_key_file
+from ledger import (
+    BlockContext,
+    ConsensusParams,
+    Execution,
+    Home,
+    StateReader,
+    Transaction,
+    read_key_file,
+)
+from ledger.errors import VerificationError
 from tests.node_helpers import signed_txs
 
 FAST = ConsensusParams(timeout_ms=1000, max_block_txs=500, block_interval_ms=100)
@@ -116,3 +127,46 @@ def test_Node_proposals_travel_compact_and_missing_txs_are_fetched(tmp_path: Pat
     assert sum(n.counters.compact_failed for n in nodes) == 0
     # the fanned-out batch needed no fetch: only the hidden transactions were ever fetched
     assert sum(n.counters.compact_fetched_txs for n in nodes) <= len(hidden) * 3
+
+
+def test_Node_that_diverged_stops_when_sync_brings_a_sealed_block_it_cannot_execute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block sealed by a quorum that does not execute here by sync, as by consensus, means
+    this node's ledger has diverged: it stops, instead of asking for it again and again."""
+    net = create_devnet(tmp_path / "net", nodes=1, observers=1, consensus=FAST,
+                        config=NodeConfig.for_testing())
+    validator, observer = open_nodes(net)
+    real = observer.executor.app.execute
+
+    def diverging(state: StateReader, ctx: BlockContext,
+                  txs: Sequence[Transaction]) -> Execution:
+        ex = real(state, ctx, txs)
+        return Execution(writes={**ex.writes, b"x/diverged": b"\x01"}, results=ex.results)
+
+    monkeypatch.setattr(observer.executor.app, "execute", diverging)
+    key = read_key_file(net.nodes[0].org_key)
+
+    async def body() -> None:
+        await wait_height([validator], 1)
+        await validator.submit(signed_txs(key, net.chain_id, 5))
+        with trio.fail_after(30):
+            await trio.sleep_forever()  # until the observer stops the run
+
+    try:
+        with pytest.raises(BaseExceptionGroup) as info:
+            trio.run(run_nodes, [validator, observer], body)
+    finally:
+        validator.close()
+        observer.close()
+    mine, _rest = info.value.split(VerificationError)
+    assert mine is not None, info.value
+    codes = {e.code for e in _leaves(mine)}
+    assert codes == {"diverged"}, codes
+    assert observer.store.height == 0 and validator.store.height >= 1
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[Any]:
+    out: list[Any] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
