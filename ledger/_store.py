@@ -239,10 +239,10 @@ class Store:
     def _build_key_filter(self) -> None:
         """Scan the main database's keys into a `KeyFilter` (about 0.4 s per million keys
         natively, 1.3 s with the pure-Python twin; a store of 1,000,000 transactions holds
-        3.5 million). From then on a lookup of a key
-        the filter does not hold is answered without LevelDB, which would otherwise charge it
-        as a "seek" and compact tables for it (see `ledger._keyfilter`). Only for a writable
-        handle: it is the one place every write goes through, so the filter stays complete.
+        3.5 million). From then on a lookup of a key the filter does not hold is answered
+        without LevelDB, which would otherwise charge it as a "seek" and compact tables for it
+        (see `ledger._keyfilter`). Only for a writable handle: it is the one place every write
+        goes through, so the filter stays complete.
 
         LevelDB reads its tables through memory maps, so the scan leaves every page of them
         counted in the node's RSS (1.1 GB for the 1M store); closing the database unmaps them
