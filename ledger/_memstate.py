@@ -72,6 +72,12 @@ class Overlay:
     def _record(self, key: bytes) -> None:
         self._journal.append((key, key in self._w, self._w.get(key)))
 
+    def update(self, writes: Mapping[bytes, bytes | None]) -> None:
+        """Apply a whole write set (None deletes), as one `set`/`delete` per key."""
+        for key in writes:
+            self._record(key)
+        self._w.update(writes)
+
     def checkpoint(self) -> int:
         return len(self._journal)
 

@@ -1,9 +1,10 @@
 # Hand-written stub of the Rust extension (native/py/src/lib.rs), checked by mypy.stubtest in
 # `make lint`. The pure-Python twin ledger/_native_py.py has the same signatures.
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Self, final
 
 __all__ = [
+    "EventExecutor",
     "KeyFilter",
     "canonical_check",
     "canonical_encode",
@@ -46,3 +47,26 @@ class KeyFilter:
     def nbytes(self) -> int: ...
     @property
     def parts(self) -> int: ...
+
+
+@final
+class EventExecutor:
+    def __new__(
+        cls,
+        *,
+        biz_steps: Sequence[str],
+        dispositions: Sequence[str],
+        cbv_prefixes: Sequence[str],
+        write_roles: Sequence[str],
+        cap_events: int,
+        index: bool,
+    ) -> Self: ...
+    def execute(
+        self,
+        read: Callable[[bytes], bytes | None],
+        chain: bytes,
+        height: int,
+        time_ms: int,
+        txs: Sequence[bytes],
+        tx_ids: Sequence[bytes],
+    ) -> dict[bytes, bytes] | None: ...

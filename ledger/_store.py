@@ -696,6 +696,12 @@ class _FilteredBatch:
         self._keys.append(key)
         self._wb.put(key, value)
 
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        self._keys.extend(k for k, _ in items)
+        put = self._wb.put
+        for k, v in items:
+            put(k, v)
+
     def delete(self, key: bytes) -> None:
         self._wb.delete(key)
 
@@ -704,17 +710,29 @@ class _FilteredBatch:
 
 
 def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
+    """Checks every key and value first, then puts them in key order (a block writes
+    thousands: one `put_many` costs half of a `put` per key)."""
+    puts: list[tuple[bytes, bytes]] = []
+    deletes: list[bytes] = []
     for k in sorted(writes):
         if not isinstance(k, bytes) or not 0 < len(k) <= MAX_STATE_KEY_BYTES:
             raise StoreError(f"state key {k!r} must be 1-{MAX_STATE_KEY_BYTES} bytes",
                              code="store_bad_key")
         v = writes[k]
         if v is None:
-            wb.delete(P_STATE + k)
+            deletes.append(P_STATE + k)
         elif isinstance(v, bytes):
-            wb.put(P_STATE + k, v)
+            puts.append((P_STATE + k, v))
         else:
             raise StoreError(f"state value for {k!r} must be bytes or None", code="store_bad_key")
+    for k in deletes:
+        wb.delete(k)
+    if isinstance(wb, _FilteredBatch):
+        wb.put_many(puts)
+    else:
+        put = wb.put
+        for k, v in puts:
+            put(k, v)
 
 
 def store_exists(path: str | Path) -> bool:

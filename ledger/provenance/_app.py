@@ -28,15 +28,20 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
+from ledger import _accel, _native_py
 from ledger._app import BlockContext, Execution, StateReader, TxResult
 from ledger._codec import decode_trusted, encode
 from ledger._crypto import sha256
+from ledger._memstate import Overlay
 from ledger._tx import Transaction
 from ledger.errors import DecodeError, ValidationError
 from ledger.provenance import _keys as K
 from ledger.provenance._ids import company_digits, id_key, is_class_key
 from ledger.provenance._rules import EventView, check_event, parse_time_ms, reject
 from ledger.provenance._vocab import (
+    BIZ_STEPS,
+    CBV_URI_PREFIXES,
+    DISPOSITIONS,
     EVENT_KINDS,
     KNOWN_ROLES,
     NOTICE_STATUSES,
@@ -193,6 +198,28 @@ def _only(body: dict[str, Any], kind: str, allowed: frozenset[str]) -> None:
         raise reject("unknown_field", f"{kind} has no field {sorted(extra)[0]!r}")
 
 
+#: shorter runs of ObjectEvents between other kinds stay with the reference: cutting the block
+#: there costs more than the native path saves
+NATIVE_MIN_RUN = 8
+
+
+def _runs(txs: Sequence[Transaction]) -> list[tuple[bool, Sequence[Transaction]]]:
+    """`txs` cut into maximal runs, each marked True when it is a run of ObjectEvents for the
+    native path (at least `NATIVE_MIN_RUN` long, or the whole block)."""
+    cuts: list[tuple[bool, int, int]] = []
+    start = 0
+    for i in range(1, len(txs) + 1):
+        if i == len(txs) or (txs[i].kind == "ObjectEvent") != (txs[start].kind == "ObjectEvent"):
+            native = txs[start].kind == "ObjectEvent" and (
+                i - start >= NATIVE_MIN_RUN or (start == 0 and i == len(txs)))
+            if cuts and not native and not cuts[-1][0]:
+                cuts[-1] = (False, cuts[-1][1], i)  # join the reference runs
+            else:
+                cuts.append((native, start, i))
+            start = i
+    return [(native, txs[a:b]) for native, a, b in cuts] or [(False, txs)]
+
+
 class ProvenanceApp:
     """The `Application` of partledger: EPCIS events, organisations, custody, passports.
 
@@ -218,6 +245,7 @@ class ProvenanceApp:
         for k in EVENT_KINDS:
             h[k] = self._make_event_handler(k)
         self._handlers = h
+        self._native: tuple[object, Any] | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -236,6 +264,67 @@ class ProvenanceApp:
 
     def execute(self, state: StateReader, ctx: BlockContext,
                 txs: Sequence[Transaction]) -> Execution:
+        """The reference's answer, computed natively where the extension can.
+
+        The block is cut into runs of transactions: runs of at least `NATIVE_MIN_RUN`
+        ObjectEvents go to `execute_native`, the rest (and any run it declines) to
+        `execute_reference`, each run on top of the writes of the runs before it, which is
+        what the reference does for the whole block in one go."""
+        if self._native_executor() is None:
+            return self.execute_reference(state, ctx, txs)
+        runs = _runs(txs)
+        if len(runs) == 1:
+            return self._execute_run(state, ctx, *runs[0])
+        view = Overlay(state)
+        results: list[TxResult] = []
+        for native, part in runs:
+            ex = self._execute_run(view, ctx, native, part)
+            view.update(ex.writes)
+            results += ex.results
+        return Execution(writes=view.writes, results=results)
+
+    def _execute_run(self, state: StateReader, ctx: BlockContext, native: bool,
+                     txs: Sequence[Transaction]) -> Execution:
+        fast = self.execute_native(state, ctx, txs) if native else None
+        return fast if fast is not None else self.execute_reference(state, ctx, txs)
+
+    def execute_native(self, state: StateReader, ctx: BlockContext,
+                       txs: Sequence[Transaction]) -> Execution | None:
+        """The native executor's result (the Rust extension's `EventExecutor`), or None: no
+        extension loaded, or it declined the transactions.
+
+        It takes only ObjectEvents, and only when the reference would accept every one of
+        them (native/core/src/events.rs says which fields and identifier forms), and then
+        gives exactly the reference's write set (tests/property/test_native_events.py);
+        anything else (any rejection included) is declined."""
+        if not txs or any(tx.kind != "ObjectEvent" for tx in txs):
+            return None
+        executor = self._native_executor()
+        if executor is None:
+            return None
+        writes = executor.execute(state.get, ctx.chain, ctx.height, ctx.time_ms,
+                                  [tx.encode() for tx in txs], [tx.tx_id for tx in txs])
+        if writes is None:
+            return None
+        return Execution(writes=writes, results=[TxResult(tx_id=tx.tx_id, ok=True)
+                                                 for tx in txs])
+
+    def _native_executor(self) -> Any:
+        """The extension's executor for this app's settings (None under the pure-Python twin),
+        made once per backend: tests swap `_accel.backend` at run time."""
+        backend = _accel.backend
+        if self._native is None or self._native[0] is not backend:
+            executor = None if backend is _native_py else backend.EventExecutor(
+                biz_steps=sorted(BIZ_STEPS), dispositions=sorted(DISPOSITIONS),
+                cbv_prefixes=list(CBV_URI_PREFIXES),
+                write_roles=sorted(r for r, p in PERMISSIONS.items() if "event.write" in p),
+                cap_events=CAP_EVENTS, index=self.index)
+            self._native = (backend, executor)
+        return self._native[1]
+
+    def execute_reference(self, state: StateReader, ctx: BlockContext,
+                          txs: Sequence[Transaction]) -> Execution:
+        """The state machine in Python: the definition every other path must agree with."""
         st = _St(state)
         results: list[TxResult] = []
         for tx in txs:

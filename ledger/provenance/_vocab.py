@@ -59,7 +59,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 KNOWN_ROLES = frozenset(PERMISSIONS)
 
-_CBV_URI_PREFIXES = ("urn:epcglobal:cbv:", "https://ns.gs1.org/cbv/", "http://ns.gs1.org/cbv/")
+#: prefixes of CBV's own URIs: a value under one of them must be a CBV word, not a private one
+CBV_URI_PREFIXES = ("urn:epcglobal:cbv:", "https://ns.gs1.org/cbv/", "http://ns.gs1.org/cbv/")
 
 
 def vocab_ok(value: object, words: frozenset[str]) -> bool:
@@ -68,4 +69,4 @@ def vocab_ok(value: object, words: frozenset[str]) -> bool:
         return False
     if value in words:
         return True
-    return ":" in value and not value.startswith(_CBV_URI_PREFIXES)
+    return ":" in value and not value.startswith(CBV_URI_PREFIXES)

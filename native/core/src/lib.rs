@@ -6,10 +6,12 @@
 
 pub mod codec;
 pub mod ed25519;
+pub mod events;
 pub mod keyfilter;
 pub mod merkle;
 pub mod pool;
 pub mod sha256;
+pub mod value;
 
 use sha2::{Digest, Sha256};
 

@@ -2,6 +2,7 @@
 //! and returns bytes. Keep every rule in the core crate so that it can be tested without Python.
 
 mod codec;
+mod events;
 mod keyfilter;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,5 +309,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::canonical_check, m)?)?;
     m.add_function(wrap_pyfunction!(codec::canonical_encode, m)?)?;
     m.add_class::<keyfilter::KeyFilter>()?;
+    m.add_class::<events::EventExecutor>()?;
     Ok(())
 }

@@ -13,7 +13,9 @@ import ledger
 from ledger import _native, _native_py
 from tests.unit.native.gil_probe import spins_during
 
-PUBLIC = ["KeyFilter", "canonical_check", "canonical_encode", "consistency_proof", "get_threads",
+# EventExecutor has no twin here: its twin is the reference state machine itself
+# (ledger/provenance/_app.py, `execute_reference`; tests/property/test_native_events.py)
+PUBLIC = ["EventExecutor", "KeyFilter", "canonical_check", "canonical_encode", "consistency_proof", "get_threads",
           "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
           "verify", "verify_batch"]
 

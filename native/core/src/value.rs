@@ -1,0 +1,275 @@
+//! Values of the canonical msgpack profile as plain Rust data: what the native state machine
+//! (`events`) reads from the state and from transactions, changes, and writes back.
+//!
+//! `decode` takes any msgpack of the profile's types (it does not insist on the shortest forms:
+//! state records are this node's own output, transactions were checked at admission);
+//! `encode` writes the canonical form, byte for byte what `ledger._codec.encode` writes for the
+//! equal Python value. Maps are ordered by their keys' UTF-8 bytes, which is `String`'s order,
+//! so a `BTreeMap` encodes in canonical order as it stands.
+
+use std::collections::BTreeMap;
+
+use crate::codec::{Writer, MAX_DEPTH};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    Bin(Vec<u8>),
+    Array(Vec<Value>),
+    Map(BTreeMap<String, Value>),
+}
+
+impl Value {
+    /// Python's truth value of the equal Python object.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Str(s) => !s.is_empty(),
+            Value::Bin(b) => !b.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Map(m) => !m.is_empty(),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn str(s: &str) -> Value {
+        Value::Str(s.to_owned())
+    }
+}
+
+/// The value `data` holds, or None: not msgpack, a float, an extension type, a map key that is
+/// not a string, a repeated key, an integer beyond int64, nesting beyond `MAX_DEPTH`, or bytes
+/// after the value.
+pub fn decode(data: &[u8]) -> Option<Value> {
+    let mut r = Reader { data, pos: 0 };
+    let v = r.value(0)?;
+    (r.pos == data.len()).then_some(v)
+}
+
+/// The canonical encoding of `v` (None if it nests deeper than `MAX_DEPTH`).
+pub fn encode(v: &Value) -> Option<Vec<u8>> {
+    let mut w = Writer::with_capacity(128);
+    write(v, 0, &mut w).then_some(w.out)
+}
+
+fn write(v: &Value, depth: usize, w: &mut Writer) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match v {
+        Value::Nil => w.nil(),
+        Value::Bool(b) => w.bool(*b),
+        Value::Int(i) => w.int(*i),
+        Value::Str(s) => return w.str(s.as_bytes()),
+        Value::Bin(b) => return w.bin(b),
+        Value::Array(a) => {
+            return w.array(a.len()) && a.iter().all(|x| write(x, depth + 1, w));
+        }
+        Value::Map(m) => {
+            return w.map(m.len())
+                && m.iter()
+                    .all(|(k, x)| w.str(k.as_bytes()) && write(x, depth + 1, w));
+        }
+    }
+    true
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let out = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.data.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn len16(&mut self) -> Option<usize> {
+        Some(u16::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn len32(&mut self) -> Option<usize> {
+        usize::try_from(u32::from_be_bytes(self.be()?)).ok()
+    }
+
+    fn text(&mut self, n: usize) -> Option<String> {
+        let s = self.take(n)?;
+        std::str::from_utf8(s).ok().map(str::to_owned)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let b = self.byte()?;
+        Some(match b {
+            0x00..=0x7f => Value::Int(b as i64),
+            0xe0..=0xff => Value::Int(b as i8 as i64),
+            0xc0 => Value::Nil,
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0x80..=0x8f => return self.map((b & 0x0f) as usize, depth),
+            0x90..=0x9f => return self.array((b & 0x0f) as usize, depth),
+            0xa0..=0xbf => Value::Str(self.text((b & 0x1f) as usize)?),
+            0xd9 => {
+                let n = self.byte()? as usize;
+                Value::Str(self.text(n)?)
+            }
+            0xda => {
+                let n = self.len16()?;
+                Value::Str(self.text(n)?)
+            }
+            0xdb => {
+                let n = self.len32()?;
+                Value::Str(self.text(n)?)
+            }
+            0xc4 => {
+                let n = self.byte()? as usize;
+                Value::Bin(self.take(n)?.to_vec())
+            }
+            0xc5 => {
+                let n = self.len16()?;
+                Value::Bin(self.take(n)?.to_vec())
+            }
+            0xc6 => {
+                let n = self.len32()?;
+                Value::Bin(self.take(n)?.to_vec())
+            }
+            0xcc => Value::Int(self.byte()? as i64),
+            0xcd => Value::Int(u16::from_be_bytes(self.be()?) as i64),
+            0xce => Value::Int(u32::from_be_bytes(self.be()?) as i64),
+            0xcf => Value::Int(i64::try_from(u64::from_be_bytes(self.be()?)).ok()?),
+            0xd0 => Value::Int(i8::from_be_bytes(self.be()?) as i64),
+            0xd1 => Value::Int(i16::from_be_bytes(self.be()?) as i64),
+            0xd2 => Value::Int(i32::from_be_bytes(self.be()?) as i64),
+            0xd3 => Value::Int(i64::from_be_bytes(self.be()?)),
+            0xdc => {
+                let n = self.len16()?;
+                return self.array(n, depth);
+            }
+            0xdd => {
+                let n = self.len32()?;
+                return self.array(n, depth);
+            }
+            0xde => {
+                let n = self.len16()?;
+                return self.map(n, depth);
+            }
+            0xdf => {
+                let n = self.len32()?;
+                return self.map(n, depth);
+            }
+            _ => return None, // 0xc1, floats, extension types
+        })
+    }
+
+    fn array(&mut self, n: usize, depth: usize) -> Option<Value> {
+        // capacity bounded by the input: each element takes at least one byte
+        let mut out = Vec::with_capacity(n.min(self.data.len() - self.pos));
+        for _ in 0..n {
+            out.push(self.value(depth + 1)?);
+        }
+        Some(Value::Array(out))
+    }
+
+    fn map(&mut self, n: usize, depth: usize) -> Option<Value> {
+        let mut out = BTreeMap::new();
+        for _ in 0..n {
+            let Value::Str(k) = self.value(depth + 1)? else {
+                return None;
+            };
+            let v = self.value(depth + 1)?;
+            if out.insert(k, v).is_some() {
+                return None;
+            }
+        }
+        Some(Value::Map(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn round_trips_in_canonical_form() {
+        let v = map(&[
+            ("zeta", Value::Int(-33)),
+            (
+                "a",
+                Value::Array(vec![Value::Int(300), Value::Nil, Value::Bool(true)]),
+            ),
+            ("bin", Value::Bin(vec![1, 2, 3])),
+            ("s", Value::str("héllo")),
+            ("big", Value::Int(i64::MAX)),
+            ("neg", Value::Int(i64::MIN)),
+        ]);
+        let bytes = encode(&v).unwrap();
+        assert!(
+            crate::codec::check(&bytes),
+            "encode must give canonical bytes"
+        );
+        assert_eq!(decode(&bytes), Some(v));
+    }
+
+    #[test]
+    fn refuses_what_the_profile_refuses() {
+        assert_eq!(decode(&[0xca, 0, 0, 0, 0]), None); // float
+        assert_eq!(decode(&[0xd4, 1, 0]), None); // extension
+        assert_eq!(decode(&[0x81, 0x01, 0x01]), None); // int key
+        assert_eq!(decode(&[0x82, 0xa1, b'a', 1, 0xa1, b'a', 2]), None); // repeated key
+        assert_eq!(decode(&[0x01, 0x02]), None); // trailing byte
+        assert_eq!(decode(&[0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0]), None); // beyond int64
+        assert_eq!(decode(&[0x92, 0x01]), None); // short array
+    }
+
+    #[test]
+    fn truthiness_follows_python() {
+        assert!(!Value::Int(0).truthy());
+        assert!(!Value::str("").truthy());
+        assert!(!Value::Array(vec![]).truthy());
+        assert!(Value::Array(vec![Value::Nil]).truthy());
+        assert!(!Value::Nil.truthy());
+        assert!(Value::Bool(true).truthy());
+    }
+}
