@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger import _accel, _native_py
 from ledger._codec import encode
 from ledger._crypto import sha256
 from ledger._tx import Transaction
@@ -70,5 +71,13 @@ class Application(Protocol):
 
 
 def next_state_root(prev_root: bytes, writes: WriteSet) -> bytes:
+    """The state root after `writes`: the definition below; the extension's `state_root`
+    computes the same from a plain dict without building the sorted list and its encoding
+    (tests/unit/native/test_state_root.py)."""
+    backend = _accel.backend
+    if backend is not _native_py:
+        fast: bytes | None = backend.state_root(STATE_ROOT_DOMAIN, prev_root, writes)
+        if fast is not None:
+            return fast
     # sorted (key, value) tuples encode exactly as the [key, value] lists of the definition
     return sha256(STATE_ROOT_DOMAIN + prev_root + sha256(encode(sorted(writes.items()))))

@@ -195,3 +195,19 @@ def _plain(value: object, depth: int) -> bool:
     if t is list or t is tuple:
         return all(_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
     return False
+
+
+def state_root(domain: bytes, prev_root: bytes, writes: object) -> bytes | None:
+    """`ledger._app.next_state_root` under `domain` when `writes` is a `dict` of exact `bytes`
+    keys to exact `bytes` or None; None otherwise (the extension's contract)."""
+    from ledger import _codec
+    from ledger.errors import DecodeError
+
+    if type(writes) is not dict or not all(
+            type(k) is bytes and (v is None or type(v) is bytes) for k, v in writes.items()):
+        return None
+    try:
+        doc = _codec.encode_python(sorted(writes.items()))
+    except DecodeError:  # beyond the document size limit
+        return None
+    return _sha256(domain + prev_root + _sha256(doc).digest()).digest()

@@ -288,6 +288,36 @@ impl Writer {
     }
 }
 
+/// The canonical encoding of a write set as `ledger._app.next_state_root` defines it: the list
+/// of `[key, value]` pairs (`bin` key, `bin` value or nil) sorted by key. None if the document
+/// would exceed `MAX_DOCUMENT_BYTES` (the Python encoder refuses it). Keys must be distinct.
+pub fn write_set_document(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<Vec<u8>> {
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let size: usize = pairs
+        .iter()
+        .map(|(k, v)| 12 + k.len() + v.map_or(0, <[u8]>::len))
+        .sum();
+    let mut w = Writer::with_capacity(size + 8);
+    if !w.array(pairs.len()) {
+        return None;
+    }
+    for (k, v) in pairs.iter() {
+        w.array(2);
+        if !w.bin(k) {
+            return None;
+        }
+        match v {
+            Some(v) => {
+                if !w.bin(v) {
+                    return None;
+                }
+            }
+            None => w.nil(),
+        }
+    }
+    (w.out.len() <= MAX_DOCUMENT_BYTES).then_some(w.out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,3 +112,38 @@ fn write_dict(d: &Bound<'_, PyDict>, depth: usize, w: &mut Writer) -> bool {
         .iter()
         .all(|&(k, i)| w.str(k.as_bytes()) && write(&values[i], depth + 1, w))
 }
+
+/// `ledger._app.next_state_root(prev_root, writes)` under `domain` when `writes` is a `dict` of
+/// exact `bytes` keys to exact `bytes` or None; None otherwise (the Python definition then
+/// decides, and raises what it raises).
+#[pyfunction]
+pub fn state_root<'py>(
+    py: Python<'py>,
+    domain: &[u8],
+    prev_root: &[u8],
+    writes: &Bound<'py, PyAny>,
+) -> Option<Bound<'py, PyBytes>> {
+    let d = writes.downcast_exact::<PyDict>().ok()?;
+    let mut owned: Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> =
+        Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let k = k.downcast_into_exact::<PyBytes>().ok()?;
+        let v = if v.is_none() {
+            None
+        } else {
+            Some(v.downcast_into_exact::<PyBytes>().ok()?)
+        };
+        owned.push((k, v));
+    }
+    let mut pairs: Vec<(&[u8], Option<&[u8]>)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes())))
+        .collect();
+    let doc = codec::write_set_document(&mut pairs)?;
+    let inner = partledger_core::sha256(&doc);
+    let mut outer = Vec::with_capacity(domain.len() + prev_root.len() + 32);
+    outer.extend_from_slice(domain);
+    outer.extend_from_slice(prev_root);
+    outer.extend_from_slice(&inner);
+    Some(PyBytes::new(py, &partledger_core::sha256(&outer)))
+}

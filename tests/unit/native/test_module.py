@@ -15,9 +15,9 @@ from tests.unit.native.gil_probe import spins_during
 
 # EventExecutor has no twin here: its twin is the reference state machine itself
 # (ledger/provenance/_app.py, `execute_reference`; tests/property/test_native_events.py)
-PUBLIC = ["EventExecutor", "KeyFilter", "canonical_check", "canonical_encode", "consistency_proof", "get_threads",
-          "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
-          "verify", "verify_batch"]
+PUBLIC = ["EventExecutor", "KeyFilter", "canonical_check", "canonical_encode",
+          "consistency_proof", "get_threads", "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
+          "state_root", "verify", "verify_batch"]
 
 
 def test_twin_has_the_extension_functions_with_the_same_parameters() -> None:
