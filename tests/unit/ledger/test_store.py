@@ -12,6 +12,7 @@ import plyvel
 import pytest
 
 from ledger import Block, Store, encode
+from ledger._block import tx_root
 from ledger._chain import ChainBuilder, init_store, seal_block
 from ledger._store import BODIES_DIR, STORE_FORMAT, StoreStats, parse_leveldb_stats
 from ledger.errors import StoreError
@@ -110,6 +111,28 @@ def test_Store_commit_block_refuses_bad_blocks(tmp_path: Path) -> None:
             s.commit_block(blk, seal3, {})
         assert e.value.code == "store_bad_seal"
         assert s.tip() == tip and s.block(4) is None
+
+
+@pytest.mark.parametrize("writes", [
+    {b"": b"v"}, {b"k" * 2000: b"v"}, {"k": b"v"}, {b"k": "v"}, {b"a": b"1", b"k": 7},
+])
+def test_Store_commit_block_refuses_a_bad_write_set(tmp_path: Path,
+                                                   writes: dict[object, object]) -> None:
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=1, txs=2) as s:
+        tip = s.tip()
+        assert tip is not None
+        root = b"\3" * 32   # the header's root, vouched for by the caller: only the writes fail
+        blk1 = s.block(1)
+        assert blk1 is not None
+        hdr = dataclasses.replace(blk1.header, height=2, prev_hash=tip.block_hash,
+                                  state_root=root, tx_count=0, tx_root=tx_root([]))
+        blk = Block(header=hdr, txs=())
+        before = dict(s.iter_prefix(b""))
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), writes, writes_root=root)
+        assert e.value.code == "store_bad_key"
+        assert s.tip() == tip and s.block(2) is None and dict(s.iter_prefix(b"")) == before
 
 
 def test_Store_read_only_refuses_writes(tmp_path: Path) -> None:
