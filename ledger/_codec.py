@@ -165,8 +165,14 @@ def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
         raise DecodeError(f"document of {len(data)} bytes exceeds {max_bytes}", code="too_big")
     backend = _accel.backend
     if backend is not _native_py and backend.canonical_check(data):
-        return _unpackb(data, raw=False, strict_map_key=False, use_list=True)
+        return unpack_canonical(data)
     return decode_python(data)
+
+
+def unpack_canonical(data: bytes) -> Any:
+    """The value of bytes already proven canonical (by `canonical_check`, or as part of a
+    document that was), unpacked with no checks."""
+    return _unpackb(data, raw=False, strict_map_key=False, use_list=True)
 
 
 def decode_python(data: bytes) -> Any:

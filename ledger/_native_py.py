@@ -211,3 +211,24 @@ def state_root(domain: bytes, prev_root: bytes, writes: object) -> bytes | None:
     except DecodeError:  # beyond the document size limit
         return None
     return _sha256(domain + prev_root + _sha256(doc).digest()).digest()
+
+
+def tx_fields(data: bytes) -> tuple[bytes, str, bytes, bytes, int, bytes, bytes] | None:
+    """`(chain, kind, body bytes, signer, nonce, sig, tx_id)` of a canonical version-1
+    transaction whose fields `Transaction.from_obj` accepts; None otherwise (the extension's
+    contract; a `v` of `true`, equal to 1 in Python, is not the integer 1)."""
+    from ledger import _codec
+    from ledger._tx import MAX_TX_BYTES, Transaction
+    from ledger.errors import DecodeError
+
+    if type(data) is not bytes or len(data) > MAX_TX_BYTES:
+        return None
+    try:
+        m = _codec.decode_python(data)
+        tx = Transaction.from_obj(m, raw=data)
+    except DecodeError:
+        return None
+    if type(m["v"]) is not int:
+        return None
+    return (tx.chain, tx.kind, _codec.encode_python(tx.body), tx.signer, tx.nonce, tx.sig,
+            tx.tx_id)

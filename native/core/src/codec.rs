@@ -28,6 +28,14 @@ pub fn check(data: &[u8]) -> bool {
     r.value(0).is_some() && r.pos == data.len()
 }
 
+/// Where the value starting at `pos` of canonical `data` ends (for callers that have already
+/// `check`ed `data`; None if it does not hold a whole value there).
+pub fn value_end(data: &[u8], pos: usize) -> Option<usize> {
+    let mut r = Reader { data, pos };
+    r.value(0)?;
+    Some(r.pos)
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,

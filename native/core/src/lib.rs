@@ -11,6 +11,7 @@ pub mod keyfilter;
 pub mod merkle;
 pub mod pool;
 pub mod sha256;
+pub mod tx;
 pub mod value;
 
 use sha2::{Digest, Sha256};

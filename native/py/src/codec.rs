@@ -147,3 +147,34 @@ pub fn state_root<'py>(
     outer.extend_from_slice(&inner);
     Some(PyBytes::new(py, &partledger_core::sha256(&outer)))
 }
+
+/// `(chain, kind, body bytes, signer, nonce, sig, tx_id)` of a canonical version-1
+/// transaction whose fields `Transaction.from_obj` accepts; None otherwise (then
+/// `Transaction.decode` takes its Python path, which names the error).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn tx_fields<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyBytes>,
+) -> Option<(
+    Bound<'py, PyBytes>,
+    Bound<'py, PyString>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    i64,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+)> {
+    let raw = data.as_bytes();
+    let f = partledger_core::tx::tx_fields(raw)?;
+    let kind = std::str::from_utf8(&raw[f.kind]).ok()?;
+    Some((
+        PyBytes::new(py, &raw[f.chain]),
+        PyString::new(py, kind),
+        PyBytes::new(py, &raw[f.body]),
+        PyBytes::new(py, &raw[f.signer]),
+        f.nonce,
+        PyBytes::new(py, &raw[f.sig]),
+        PyBytes::new(py, &f.tx_id),
+    ))
+}
