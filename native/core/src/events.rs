@@ -118,6 +118,8 @@ impl<E> State<'_, E> {
         );
     }
 
+    /// The written keys and their encoded values, in key order (the store puts a batch in
+    /// key order, and sorting what is already sorted costs it next to nothing).
     fn into_writes(self) -> Option<Writes> {
         let mut out = Vec::new();
         for (k, slot) in self.slots {
@@ -125,6 +127,7 @@ impl<E> State<'_, E> {
                 out.push((k, value::encode(slot.value.as_deref()?)?));
             }
         }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Some(out)
     }
 }
