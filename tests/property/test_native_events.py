@@ -41,18 +41,10 @@ from ledger.provenance import _keys as K
 from ledger.provenance._ids import company_digits
 
 
-def native_available() -> bool:
-    """The app has the native entry point (it may still decline every block)."""
-    return hasattr(ProvenanceApp, "execute_native")
-
-
 def native_loaded() -> bool:
     """The Rust extension is the backend the app uses (not PARTLEDGER_NATIVE=0)."""
     return _accel.backend is not _native_py
 
-
-pytestmark = pytest.mark.skipif(not native_available(),
-                                reason="ProvenanceApp.execute_native is not there yet")
 
 MEMBERS = [("a", ("validator", "member")), ("b", ("member",)), ("c", ("recycler",)),
            ("d", ("certifier",))]

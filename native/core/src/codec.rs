@@ -36,34 +36,35 @@ pub fn value_end(data: &[u8], pos: usize) -> Option<usize> {
     Some(r.pos)
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+/// A cursor over msgpack bytes: the profile's checks (here) and `value::decode` share it.
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let out = self.data.get(self.pos..end)?;
         self.pos = end;
         Some(out)
     }
 
-    fn byte(&mut self) -> Option<u8> {
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         let b = *self.data.get(self.pos)?;
         self.pos += 1;
         Some(b)
     }
 
-    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+    pub(crate) fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
 
-    fn u16(&mut self) -> Option<usize> {
+    pub(crate) fn u16(&mut self) -> Option<usize> {
         Some(u16::from_be_bytes(self.be()?) as usize)
     }
 
-    fn u32(&mut self) -> Option<usize> {
+    pub(crate) fn u32(&mut self) -> Option<usize> {
         usize::try_from(u32::from_be_bytes(self.be()?)).ok()
     }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::{Writer, MAX_DEPTH};
+use crate::codec::{Reader, Writer, MAX_DEPTH};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
@@ -60,7 +60,7 @@ impl Value {
 /// after the value.
 pub fn decode(data: &[u8]) -> Option<Value> {
     let mut r = Reader { data, pos: 0 };
-    let v = r.value(0)?;
+    let v = r.decoded(0)?;
     (r.pos == data.len()).then_some(v)
 }
 
@@ -92,43 +92,13 @@ fn write(v: &Value, depth: usize, w: &mut Writer) -> bool {
     true
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.data.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
-    }
-
-    fn byte(&mut self) -> Option<u8> {
-        let b = *self.data.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn len16(&mut self) -> Option<usize> {
-        Some(u16::from_be_bytes(self.be()?) as usize)
-    }
-
-    fn len32(&mut self) -> Option<usize> {
-        usize::try_from(u32::from_be_bytes(self.be()?)).ok()
-    }
-
-    fn text(&mut self, n: usize) -> Option<String> {
+impl Reader<'_> {
+    fn decoded_text(&mut self, n: usize) -> Option<String> {
         let s = self.take(n)?;
         std::str::from_utf8(s).ok().map(str::to_owned)
     }
 
-    fn value(&mut self, depth: usize) -> Option<Value> {
+    fn decoded(&mut self, depth: usize) -> Option<Value> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -139,31 +109,31 @@ impl<'a> Reader<'a> {
             0xc0 => Value::Nil,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
-            0x80..=0x8f => return self.map((b & 0x0f) as usize, depth),
-            0x90..=0x9f => return self.array((b & 0x0f) as usize, depth),
-            0xa0..=0xbf => Value::Str(self.text((b & 0x1f) as usize)?),
+            0x80..=0x8f => return self.decoded_map((b & 0x0f) as usize, depth),
+            0x90..=0x9f => return self.decoded_array((b & 0x0f) as usize, depth),
+            0xa0..=0xbf => Value::Str(self.decoded_text((b & 0x1f) as usize)?),
             0xd9 => {
                 let n = self.byte()? as usize;
-                Value::Str(self.text(n)?)
+                Value::Str(self.decoded_text(n)?)
             }
             0xda => {
-                let n = self.len16()?;
-                Value::Str(self.text(n)?)
+                let n = self.u16()?;
+                Value::Str(self.decoded_text(n)?)
             }
             0xdb => {
-                let n = self.len32()?;
-                Value::Str(self.text(n)?)
+                let n = self.u32()?;
+                Value::Str(self.decoded_text(n)?)
             }
             0xc4 => {
                 let n = self.byte()? as usize;
                 Value::Bin(self.take(n)?.to_vec())
             }
             0xc5 => {
-                let n = self.len16()?;
+                let n = self.u16()?;
                 Value::Bin(self.take(n)?.to_vec())
             }
             0xc6 => {
-                let n = self.len32()?;
+                let n = self.u32()?;
                 Value::Bin(self.take(n)?.to_vec())
             }
             0xcc => Value::Int(self.byte()? as i64),
@@ -175,41 +145,41 @@ impl<'a> Reader<'a> {
             0xd2 => Value::Int(i32::from_be_bytes(self.be()?) as i64),
             0xd3 => Value::Int(i64::from_be_bytes(self.be()?)),
             0xdc => {
-                let n = self.len16()?;
-                return self.array(n, depth);
+                let n = self.u16()?;
+                return self.decoded_array(n, depth);
             }
             0xdd => {
-                let n = self.len32()?;
-                return self.array(n, depth);
+                let n = self.u32()?;
+                return self.decoded_array(n, depth);
             }
             0xde => {
-                let n = self.len16()?;
-                return self.map(n, depth);
+                let n = self.u16()?;
+                return self.decoded_map(n, depth);
             }
             0xdf => {
-                let n = self.len32()?;
-                return self.map(n, depth);
+                let n = self.u32()?;
+                return self.decoded_map(n, depth);
             }
             _ => return None, // 0xc1, floats, extension types
         })
     }
 
-    fn array(&mut self, n: usize, depth: usize) -> Option<Value> {
+    fn decoded_array(&mut self, n: usize, depth: usize) -> Option<Value> {
         // capacity bounded by the input: each element takes at least one byte
         let mut out = Vec::with_capacity(n.min(self.data.len() - self.pos));
         for _ in 0..n {
-            out.push(self.value(depth + 1)?);
+            out.push(self.decoded(depth + 1)?);
         }
         Some(Value::Array(out))
     }
 
-    fn map(&mut self, n: usize, depth: usize) -> Option<Value> {
+    fn decoded_map(&mut self, n: usize, depth: usize) -> Option<Value> {
         let mut out = BTreeMap::new();
         for _ in 0..n {
-            let Value::Str(k) = self.value(depth + 1)? else {
+            let Value::Str(k) = self.decoded(depth + 1)? else {
                 return None;
             };
-            let v = self.value(depth + 1)?;
+            let v = self.decoded(depth + 1)?;
             if out.insert(k, v).is_some() {
                 return None;
             }

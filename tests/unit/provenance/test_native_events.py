@@ -15,7 +15,7 @@ import pytest
 
 from ledger import BlockContext, Execution, Transaction, _accel, _native_py, decode
 from ledger._crypto import SigningKey
-from ledger.provenance import MemLedger, ProvenanceApp, id_key
+from ledger.provenance import MemLedger, id_key
 from ledger.provenance import _keys as K
 from ledger.provenance._app import CAP_EVENTS
 from tests.unit.provenance.conftest import OTHER, SER, ok, rejected
@@ -23,18 +23,10 @@ from tests.unit.provenance.conftest import OTHER, SER, ok, rejected
 Ev = Callable[..., dict[str, Any]]
 
 
-def native_available() -> bool:
-    """The app has the native entry point (it may still decline every block)."""
-    return hasattr(ProvenanceApp, "execute_native")
-
-
 def native_loaded() -> bool:
     """The Rust extension is the backend the app uses (not PARTLEDGER_NATIVE=0)."""
     return _accel.backend is not _native_py
 
-
-needs_native = pytest.mark.skipif(not native_available(),
-                                  reason="ProvenanceApp.execute_native is not there yet")
 
 
 def _ctx(led: MemLedger) -> BlockContext:
@@ -92,7 +84,6 @@ def last_event_id(led: MemLedger) -> str:
 
 # -- taken natively ---------------------------------------------------------------------------
 
-@needs_native
 def test_commissioning_block_is_native_and_equals_reference(led: MemLedger, ev: Ev) -> None:
     txs = [event(led, ev, "maker", "ADD", SER + f"c{i}", f"ex:part/c{i}",
                  bizStep="commissioning", disposition="active",
@@ -119,7 +110,6 @@ def test_commissioning_block_is_native_and_equals_reference(led: MemLedger, ev: 
     assert obj(led, "urn:example:x:1")["s"] == "decommissioned"
 
 
-@needs_native
 def test_delete_then_add(led: MemLedger, ev: Ev) -> None:
     run(led, [event(led, ev, "maker", "ADD", SER + "d1", SER + "d2")], native=True)
     run(led, [event(led, ev, "maker", "DELETE", SER + "d1", bizStep="decommissioning")],
@@ -140,7 +130,6 @@ def test_delete_then_add(led: MemLedger, ev: Ev) -> None:
     assert obj(led, SER + "d3")["s"] == "destroyed"
 
 
-@needs_native
 @pytest.mark.parametrize("split", [40, 20, 33])
 def test_forty_events_on_one_object_spill_to_xe(led: MemLedger, ev: Ev, split: int) -> None:
     uri = SER + "hot"
@@ -158,7 +147,6 @@ def test_forty_events_on_one_object_spill_to_xe(led: MemLedger, ev: Ev, split: i
     assert len(obj(led, "ex:side/0")["x"]) == 13 and "xs" not in obj(led, "ex:side/0")
 
 
-@needs_native
 def test_one_object_under_two_urn_spellings(led: MemLedger, ev: Ev) -> None:
     other = "urn:epc:id:sgtin:40123.04511111.tw"       # the key of SER + "tw"
     assert id_key(other) == id_key(SER + "tw")
@@ -174,7 +162,6 @@ def test_one_object_under_two_urn_spellings(led: MemLedger, ev: Ev) -> None:
 
 
 
-@needs_native
 @pytest.mark.parametrize(("when", "tm"), [
     ("1987-05-19T22:13:51.517Z", 548460831516),        # int(548460831.517 * 1000)
     ("1987-05-19T22:13:51.517000Z", 548460831516),
@@ -190,7 +177,6 @@ def test_event_time_is_the_reference_float_arithmetic(led: MemLedger, ev: Ev, wh
     assert obj(led, SER + "t")["t"] == tm
 
 
-@needs_native
 def test_lengths_count_code_points_not_bytes(led: MemLedger, ev: Ev) -> None:
     long_id = "ex:" + "序" * 509                       # 512 characters, 1530 bytes
     long_eid = "urn:x:" + "é" * 506
@@ -232,7 +218,6 @@ def _bad_tx(led: MemLedger, ev: Ev, bad: str, first: Transaction) -> Transaction
     return event(led, ev, "recy", "ADD", "ex:b/9", eventTime="2025-02-30T10:00:00Z")
 
 
-@needs_native
 @pytest.mark.parametrize("bad", ["bad_nonce", "unknown_signer", "duplicate_event",
                                  "permission_denied", "not_possessor", "already_commissioned",
                                  "foreign_prefix", "bad_time"])
@@ -250,7 +235,6 @@ def test_block_with_one_rejected_tx_is_declined(led: MemLedger, ev: Ev, bad: str
     assert len(obj(led, SER + "b0")["x"]) == 1 + 9
 
 
-@needs_native
 @pytest.mark.parametrize("other_at", [0, 9, 12])
 def test_block_mixing_kinds_is_declined(led: MemLedger, ev: Ev, other_at: int) -> None:
     box = "urn:epc:id:sscc:4012345.0000000007"
@@ -268,7 +252,6 @@ def test_block_mixing_kinds_is_declined(led: MemLedger, ev: Ev, other_at: int) -
     assert len(obj(led, SER + "m0")["x"]) == 1 + 12  # the pack is in the genealogy, not in x
 
 
-@needs_native
 @pytest.mark.parametrize(("field", "value", "code"), [
     ("quantityList", [{"epcClass": "urn:epc:class:lgtin:4012345.012345.L1", "quantity": 2}],
      "ok"),
@@ -307,7 +290,6 @@ def test_outside_the_subset_is_declined_or_equal(led: MemLedger, ev: Ev, field: 
 
 # -- execute is the reference, whichever backend ------------------------------------------------
 
-@needs_native
 def test_execute_equals_reference_on_either_backend(accel_backend: ModuleType, led: MemLedger,
                                                     ev: Ev) -> None:
     blocks = [
