@@ -312,3 +312,25 @@ def test_execute_equals_reference_on_either_backend(accel_backend: ModuleType, l
     assert obj(led, SER + "e5")["s"] == "decommissioned"
     rejected(led.app.check(led.state, _ctx(led), event(led, ev, "recy", "ADD", SER + "e0")),
              "already_commissioned")
+
+
+def test_blocks_are_cut_into_runs_for_the_native_path() -> None:
+    from ledger.provenance._app import NATIVE_MIN_RUN, _runs
+
+    class K:
+        def __init__(self, kind: str) -> None:
+            self.kind = kind
+
+    def shape(kinds: str) -> list[tuple[bool, int]]:
+        txs = [K("ObjectEvent" if c == "o" else "AggregationEvent") for c in kinds]
+        runs = _runs(txs)  # type: ignore[arg-type]
+        assert [t for _, part in runs for t in part] == txs
+        return [(native, len(part)) for native, part in runs]
+
+    n = NATIVE_MIN_RUN
+    assert shape("ooo") == [(True, 3)]                      # a block of ObjectEvents only
+    assert shape("a") == [(False, 1)]
+    assert shape("a" + "o" * n + "a") == [(False, 1), (True, n), (False, 1)]
+    assert shape("a" + "o" * (n - 1) + "a") == [(False, n + 1)]   # too short: one reference run
+    assert shape("o" * (n - 1) + "a" + "o" * n) == [(False, n), (True, n)]
+    assert shape("") == [(False, 0)]
