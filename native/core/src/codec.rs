@@ -28,14 +28,6 @@ pub fn check(data: &[u8]) -> bool {
     r.value(0).is_some() && r.pos == data.len()
 }
 
-/// Where the value starting at `pos` of canonical `data` ends (for callers that have already
-/// `check`ed `data`; None if it does not hold a whole value there).
-pub fn value_end(data: &[u8], pos: usize) -> Option<usize> {
-    let mut r = Reader { data, pos };
-    r.value(0)?;
-    Some(r.pos)
-}
-
 /// A cursor over msgpack bytes: the profile's checks (here) and `value::decode` share it.
 pub(crate) struct Reader<'a> {
     pub(crate) data: &'a [u8],
@@ -74,7 +66,7 @@ impl<'a> Reader<'a> {
         (n >= min).then_some(n)
     }
 
-    fn value(&mut self, depth: usize) -> Option<()> {
+    pub(crate) fn value(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::codec;
+use crate::codec::{self, Reader};
 
 /// `ledger._tx.MAX_TX_BYTES`
 pub const MAX_TX_BYTES: usize = 256 * 1024;
@@ -25,22 +25,18 @@ pub struct TxFields {
     pub tx_id: crate::Hash,
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
+impl Reader<'_> {
+    /// Exactly these bytes next.
     fn expect(&mut self, bytes: &[u8]) -> Option<()> {
-        let end = self.pos.checked_add(bytes.len())?;
-        (self.data.get(self.pos..end)? == bytes).then(|| self.pos = end)
+        (self.take(bytes.len())? == bytes).then_some(())
     }
 
-    fn bin(&mut self, header: &[u8], n: usize) -> Option<Range<usize>> {
+    /// A `bin` field of `n` bytes after its `header` (key and bin header); where it sits.
+    fn bin_field(&mut self, header: &[u8], n: usize) -> Option<Range<usize>> {
         self.expect(header)?;
         let start = self.pos;
-        self.pos = start.checked_add(n)?;
-        (self.pos <= self.data.len()).then_some(start..self.pos)
+        self.take(n)?;
+        Some(start..self.pos)
     }
 }
 
@@ -50,52 +46,40 @@ pub fn tx_fields(raw: &[u8]) -> Option<TxFields> {
     if raw.len() > MAX_TX_BYTES || !codec::check(raw) {
         return None;
     }
-    let mut c = Cursor { data: raw, pos: 0 };
+    let mut c = Reader { data: raw, pos: 0 };
     c.expect(&[0x87])?;
     c.expect(b"\xa4body")?;
     if !matches!(raw.get(c.pos)?, 0x80..=0x8f | 0xde | 0xdf) {
         return None;
     }
     let body_start = c.pos;
-    c.pos = codec::value_end(raw, c.pos)?;
+    c.value(1)?;
     let body = body_start..c.pos;
-    let chain = c.bin(b"\xa5chain\xc4\x20", 32)?;
+    let chain = c.bin_field(b"\xa5chain\xc4\x20", 32)?;
     c.expect(b"\xa4kind")?;
-    let kind_len = match *raw.get(c.pos)? {
-        b @ 0xa0..=0xbf => {
-            c.pos += 1;
-            (b & 0x1f) as usize
-        }
-        0xd9 => {
-            c.pos += 2;
-            *raw.get(c.pos - 1)? as usize
-        }
+    let kind_len = match c.byte()? {
+        b @ 0xa0..=0xbf => (b & 0x1f) as usize,
+        0xd9 => c.byte()? as usize,
         _ => return None, // str16 and beyond hold more than 64 characters
     };
     let kind = c.pos..c.pos.checked_add(kind_len)?;
-    let text = std::str::from_utf8(raw.get(kind.clone())?).ok()?;
+    let text = std::str::from_utf8(c.take(kind_len)?).ok()?;
     if !(1..=MAX_KIND_CHARS).contains(&text.chars().count()) {
         return None;
     }
-    c.pos = kind.end;
     c.expect(b"\xa5nonce")?;
-    let nonce = match *raw.get(c.pos)? {
-        b @ 0x00..=0x7f => {
-            c.pos += 1;
-            b as i64
-        }
+    let nonce = match c.byte()? {
+        b @ 0x00..=0x7f => b as i64,
         b @ 0xcc..=0xcf => {
-            let n = 1usize << (b - 0xcc);
-            let bytes = raw.get(c.pos + 1..c.pos + 1 + n)?;
-            c.pos += 1 + n;
+            let bytes = c.take(1usize << (b - 0xcc))?;
             let v = bytes.iter().fold(0u64, |v, &x| (v << 8) | x as u64);
             i64::try_from(v).ok()?
         }
         _ => return None, // negative
     };
     let sig_entry = c.pos;
-    let sig = c.bin(b"\xa3sig\xc4\x40", 64)?;
-    let signer = c.bin(b"\xa6signer\xc4\x20", 32)?;
+    let sig = c.bin_field(b"\xa3sig\xc4\x40", 64)?;
+    let signer = c.bin_field(b"\xa6signer\xc4\x20", 32)?;
     c.expect(b"\xa1v\x01")?;
     if c.pos != raw.len() {
         return None;
