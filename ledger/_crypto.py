@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.signing
 
@@ -34,18 +34,19 @@ class SigningKey:
     """An Ed25519 private key; `public` is what the genesis file and signatures name."""
 
     seed: bytes
+    # derived once: deriving the key pair from the seed is a scalar multiplication (tens of
+    # µs), and a validator asks for its public key and signs several times per height
+    _nacl: nacl.signing.SigningKey = field(init=False, repr=False, compare=False)
+    public: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = nacl.signing.SigningKey(self.seed)
+        object.__setattr__(self, "_nacl", key)
+        object.__setattr__(self, "public", bytes(key.verify_key))
 
     @classmethod
     def generate(cls) -> SigningKey:
         return cls(bytes(nacl.signing.SigningKey.generate()))
-
-    @property
-    def public(self) -> bytes:
-        return bytes(self._nacl.verify_key)
-
-    @property
-    def _nacl(self) -> nacl.signing.SigningKey:
-        return nacl.signing.SigningKey(self.seed)
 
     def sign(self, message: bytes) -> bytes:
         return bytes(self._nacl.sign(message).signature)

@@ -92,6 +92,13 @@ class _NodeCollector(Collector):
                       "compact proposals that could not be rebuilt (dropped)", c.compact_failed)
         yield counter("driver_dropped", "consensus messages dropped because the driver lagged",
                       c.dropped_driver_full)
+        calls = CounterMetricFamily("partledger_offload_calls",
+                                    "blocking calls (build, validate, commit, persist) run on "
+                                    "the event loop or in a worker thread",
+                                    labels=["phase", "where"])
+        for (phase, where), count in sorted(n.offload.calls.items()):
+            calls.add_metric([phase, where], count)
+        yield calls
         ss = n.store.stats()
         yield gauge("store_tables", "LevelDB table files", ss.tables)
         yield gauge("store_table_bytes", "bytes in LevelDB table files (MB resolution)",

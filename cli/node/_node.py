@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +52,7 @@ from cli.node._compact import (
 from cli.node._config import NodeConfig
 from cli.node._executor import DIVERGED, Executor, decode_block, state_next_nonce
 from cli.node._mempool import Admission, Mempool, Rejection
+from cli.node._offload import INLINE_MAX_TXS, Offload
 from cli.node._persist import load_consensus_state, save_consensus_state
 from consensus import _events as ev
 from consensus._core import Config as CoreConfig
@@ -89,7 +90,6 @@ THREADED_VERIFY_MIN = 32  # batches this large are verified in a worker thread
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
-INLINE_MAX_TXS = 16  # blocks this small are built and validated on the event loop (_off_loop)
 # After a commit the new tip is announced at once unless one went out this recently (busy
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
 # periodic announcer keeps observers and laggards informed).
@@ -158,7 +158,9 @@ class Node:
             raise PartledgerError(f"the node key {node_key.public.hex()[:16]}… is not a member "
                                   "of this genesis", code="not_member")
         self.is_validator = node_key.public in genesis.validators
+        self._other_validators = [v for v in genesis.validators if v != node_key.public]
         self.executor = Executor(store, app, genesis)
+        self._consensus_dir = home.consensus_dir.resolve()
         mp = config.mempool
         self.mempool = Mempool(
             chain_id=genesis.chain_id, next_nonce=lambda s: state_next_nonce(store, s),
@@ -170,7 +172,7 @@ class Node:
             cfg = CoreConfig(chain=genesis.chain_id, validators=genesis.validators,
                              timeout_base_ms=genesis.consensus.timeout_ms,
                              hash_block=self._hash_block)
-            persisted = load_consensus_state(home.consensus_dir)
+            persisted = load_consensus_state(self._consensus_dir)
             self.core = Core.restore(persisted, config=cfg, key=node_key,
                                      committed_height=store.height,
                                      recent_seals=recent_seals(store, cfg.recent_seals))
@@ -184,6 +186,7 @@ class Node:
         self.commit_event = trio.Event()  # replaced after every commit (API long-polls)
         self._admitted_at: dict[bytes, float] = {}  # tx id -> monotonic time (latency metric)
         self._exec_lock = trio.Lock()
+        self.offload = Offload()  # short blocking calls inline, long ones in threads
         self._internal: deque[ev.Input] = deque()
         self._queue_send, self._queue_recv = trio.open_memory_channel[ev.Input](math.inf)
         self._timer: tuple[float, ev.TimeoutFired] | None = None
@@ -273,7 +276,7 @@ class Node:
         return self.genesis.validators
 
     def other_validators(self) -> list[bytes]:
-        return [v for v in self.genesis.validators if v != self.node_key.public]
+        return self._other_validators
 
     def push(self, inp: ev.Input) -> None:
         self._queue_send.send_nowait(inp)
@@ -421,8 +424,11 @@ class Node:
         if isinstance(action, ev.Persist):
             # in a worker thread, so the fsync does not stall the event loop (API, network);
             # the driver still waits for it before the vote that follows leaves the node
-            await self._timed("persist", trio.to_thread.run_sync(
-                save_consensus_state, self.home.consensus_dir, action.state.encode()))
+            # before the vote it covers leaves the node; inline while the disk syncs fast
+            # (cli/node/_offload.py), else in a thread so the event loop keeps serving
+            state = action.state.encode()
+            await self._timed("persist", self.offload.run(
+                "persist", lambda: save_consensus_state(self._consensus_dir, state)))
         elif isinstance(action, ev.Broadcast):
             if self.byzantine is not None:
                 self.byzantine.broadcast(CH_CONSENSUS, KIND_CORE, action.msg,
@@ -492,10 +498,10 @@ class Node:
         async with self._exec_lock:
             if block.height != self.store.height + 1:
                 return False
-            verdict = await self._timed("validate", _off_loop(
-                lambda: self.executor.validate(block, verified=lambda t: by_id.get(t.tx_id,
-                                                                                  False)),
-                txs=len(block.txs)), txs=len(block.txs))
+            verdict = await self._timed("validate", self.offload.run(
+                "validate", lambda: self.executor.validate(
+                    block, verified=lambda t: by_id.get(t.tx_id, False)),
+                small=len(block.txs) <= INLINE_MAX_TXS), txs=len(block.txs))
         if not verdict.ok:
             self.counters.proposals_refused += 1
             log.warning("refusing proposal %d/%d: %s", action.height, action.round,
@@ -516,8 +522,9 @@ class Node:
                                      "another block at that height", code="fork")
                 return  # already stored by sync
             try:
-                await self._timed("commit", trio.to_thread.run_sync(
-                    self.executor.commit, block, action.seal))
+                await self._timed("commit", self.offload.run(
+                    "commit", lambda: self.executor.commit(block, action.seal),
+                    small=len(block.txs) <= INLINE_MAX_TXS))
             except VerificationError:
                 log.critical("a block finalised by the consortium does not execute here; "
                              "stopping (application divergence)")
@@ -653,10 +660,10 @@ class Node:
                 return  # the height moved on while we waited
             candidates = self.mempool.select(max_txs=self.proposal_max_txs(),
                                              max_bytes=self.config.p2p.max_frame_bytes // 2)
-            built = await self._timed("build", _off_loop(
-                lambda: self.executor.build(proposer=self.node_key.public,
-                                            candidates=candidates), txs=len(candidates)),
-                                      txs=len(candidates))
+            built = await self._timed("build", self.offload.run(
+                "build", lambda: self.executor.build(proposer=self.node_key.public,
+                                                     candidates=candidates),
+                small=len(candidates) <= INLINE_MAX_TXS), txs=len(candidates))
         for r in built.rejected:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1
@@ -955,16 +962,6 @@ def tune_collector() -> None:
 
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-
-
-async def _off_loop(fn: Callable[[], T], *, txs: int) -> T:
-    """Run `fn` (executing `txs` transactions) in a worker thread, so the event loop keeps
-    serving the network and the API meanwhile; a block of a few transactions executes
-    faster than the hand-off to a thread and back costs, so it runs right here."""
-    if txs <= INLINE_MAX_TXS:
-        await trio.lowlevel.checkpoint()
-        return fn()
-    return await trio.to_thread.run_sync(fn)
 
 
 def recent_seals(store: Store, count: int) -> list[tuple[int, bytes, Seal]]:

@@ -66,16 +66,3 @@ def test_a_full_proposal_pending_is_built_without_waiting_the_interval(tmp_path:
         assert node._batch_ready_at(interval) == now + interval  # 3 of 4: wait for company
         assert trio.run(node.submit, txs[3:])[0].ok
         assert node._batch_ready_at(interval) == now  # a full block: nothing to wait for
-
-
-def test_small_blocks_execute_on_the_event_loop_large_ones_in_a_worker_thread() -> None:
-    import threading
-
-    from cli.node._node import INLINE_MAX_TXS, _off_loop
-
-    async def where(txs: int) -> threading.Thread:
-        return await _off_loop(threading.current_thread, txs=txs)
-
-    loop_thread = threading.current_thread()
-    assert trio.run(where, INLINE_MAX_TXS) is loop_thread
-    assert trio.run(where, INLINE_MAX_TXS + 1) is not loop_thread
