@@ -14,9 +14,12 @@
 //! `readPoint`; identifiers that are SGTIN EPC URNs or private URIs; the genealogy indexes on.
 //! The reference's record layout is described in `_app.py` and `_keys.py`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
+use ahash::AHashMap;
+
+use crate::codec::Writer;
 use crate::value::{self, Value};
 
 /// Why execution stopped: the block is declined, or the state reader failed (passed through).
@@ -81,7 +84,7 @@ struct Slot {
 /// Values are shared (`Rc`): records are read far more often than written.
 struct State<'a, E> {
     read: &'a mut Reader<'a, E>,
-    slots: HashMap<Vec<u8>, Slot>,
+    slots: AHashMap<Vec<u8>, Slot>,
 }
 
 impl<E> State<'_, E> {
@@ -121,10 +124,11 @@ impl<E> State<'_, E> {
     /// The written keys and their encoded values, in key order (the store puts a batch in
     /// key order, and sorting what is already sorted costs it next to nothing).
     fn into_writes(self) -> Option<Writes> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.slots.len());
+        let mut w = Writer::with_capacity(4096);
         for (k, slot) in self.slots {
             if slot.dirty {
-                out.push((k, value::encode(slot.value.as_deref()?)?));
+                out.push((k, value::encode_with(slot.value.as_deref()?, &mut w)?));
             }
         }
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -177,7 +181,8 @@ pub fn execute<E>(
 ) -> Res<Writes, E> {
     let mut st = State {
         read,
-        slots: HashMap::new(),
+        // an ObjectEvent touches about six keys: no rehashing (and moving) mid-block
+        slots: AHashMap::with_capacity(txs.len() * 8),
     };
     for &(raw, tx_id) in txs {
         let tx = parse_tx(raw).ok_or(Stop::Decline)?;

@@ -70,6 +70,13 @@ pub fn encode(v: &Value) -> Option<Vec<u8>> {
     write(v, 0, &mut w).then_some(w.out)
 }
 
+/// `encode`, through `w` (cleared first): encoding many values through one writer grows its
+/// buffer once, instead of each value's buffer growing (and being copied) several times.
+pub fn encode_with(v: &Value, w: &mut Writer) -> Option<Vec<u8>> {
+    w.out.clear();
+    write(v, 0, w).then(|| w.out.as_slice().to_vec())
+}
+
 fn write(v: &Value, depth: usize, w: &mut Writer) -> bool {
     if depth > MAX_DEPTH {
         return false;

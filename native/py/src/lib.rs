@@ -15,6 +15,10 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
+/// Every Rust-side allocation of the extension (Python objects keep Python's allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn to_py_bytes<'py>(py: Python<'py>, hashes: Vec<Hash>) -> Vec<Bound<'py, PyBytes>> {
     hashes.iter().map(|h| PyBytes::new(py, h)).collect()
 }
