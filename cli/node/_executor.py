@@ -84,6 +84,29 @@ def state_next_nonce(store: Store, signer: bytes) -> int:
     return int(last) + 1 if isinstance(last, int) else 0
 
 
+class CommittedNonces:
+    """`state_next_nonce`, remembered until the store's height changes.
+
+    The mempool asks for a signer's next nonce for every batch it admits (API batches and
+    fan-out from peers, each of a few to a few hundred transactions from many signers), and
+    each answer is a store read and a decode. The committed state changes only with the
+    height, so the answers stay exact while the height stays the same."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._height = -1
+        self._next: dict[bytes, int] = {}
+
+    def __call__(self, signer: bytes) -> int:
+        if self.store.height != self._height:
+            self._next.clear()
+            self._height = self.store.height
+        n = self._next.get(signer)
+        if n is None:
+            n = self._next[signer] = state_next_nonce(self.store, signer)
+        return n
+
+
 class Executor:
     def __init__(self, store: Store, app: Application, genesis: Genesis, *,
                  clock_ms: Callable[[], int] = now_ms) -> None:

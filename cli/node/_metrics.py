@@ -7,11 +7,17 @@ a custom collector, so the hot paths only bump plain integers; latencies are his
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -24,10 +30,10 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 3
 class NodeMetrics:
     def __init__(self, node: Node) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.tx_latency = Histogram(
+        self.tx_latency = CountingHistogram(
             "partledger_tx_commit_latency_seconds",
-            "time from admission into this node's mempool to commit", buckets=_LATENCY_BUCKETS,
-            registry=self.registry)
+            "time from admission into this node's mempool to commit", _LATENCY_BUCKETS)
+        self.registry.register(self.tx_latency)
         self.block_latency = Histogram(
             "partledger_block_commit_latency_seconds",
             "time from a block's proposal timestamp to its commit here", buckets=_LATENCY_BUCKETS,
@@ -45,6 +51,32 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class CountingHistogram(Collector):
+    """A histogram filled with plain list arithmetic and exported at scrape time.
+
+    `prometheus_client.Histogram.observe` costs a few µs (locks, a bucket scan), and the
+    transaction latency is observed for every transaction of every block: at thousands of
+    transactions a second that was over 1% of a node's CPU. Transactions admitted together share
+    one admission time, so they are observed together (`count`)."""
+
+    def __init__(self, name: str, doc: str, buckets: tuple[float, ...]) -> None:
+        self.name, self.doc = name, doc
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float, count: int = 1) -> None:
+        self.counts[bisect_left(self.bounds, value)] += count  # buckets are `le` (<=)
+        self.sum += value * count
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        bounds = [*(str(float(b)) for b in self.bounds), "+Inf"]
+        yield HistogramMetricFamily(self.name, self.doc,
+                                    buckets=list(zip(bounds, accumulate(self.counts),
+                                                     strict=True)),
+                                    sum_value=self.sum)
 
 
 class _NodeCollector(Collector):

@@ -50,7 +50,7 @@ from cli.node._compact import (
     rebuild,
 )
 from cli.node._config import NodeConfig
-from cli.node._executor import DIVERGED, Executor, decode_block, state_next_nonce
+from cli.node._executor import DIVERGED, CommittedNonces, Executor, decode_block
 from cli.node._mempool import Admission, Mempool, Rejection
 from cli.node._offload import INLINE_MAX_TXS, Offload
 from cli.node._persist import load_consensus_state, save_consensus_state
@@ -163,7 +163,7 @@ class Node:
         self._consensus_dir = home.consensus_dir.resolve()
         mp = config.mempool
         self.mempool = Mempool(
-            chain_id=genesis.chain_id, next_nonce=lambda s: state_next_nonce(store, s),
+            chain_id=genesis.chain_id, next_nonce=CommittedNonces(store),
             committed=lambda tx_id: store.tx_location(tx_id) is not None,
             max_txs=mp.max_txs, max_bytes=mp.max_bytes, max_tx_bytes=mp.max_tx_bytes,
             max_nonce_gap=mp.max_nonce_gap, recent_rejections=mp.recent_rejections)
@@ -569,11 +569,15 @@ class Node:
         ids = [tx.tx_id for tx in block.txs]
         self.mempool.remove(ids)
         self.mempool.prune_stale(tx.signer for tx in block.txs)
-        lat = self.metrics.tx_latency if self.metrics else None
+        admitted = self._admitted_at
+        waited: dict[float, int] = {}  # admission time -> transactions (a batch shares one)
         for tx_id in ids:
-            t0 = self._admitted_at.pop(tx_id, None)
-            if t0 is not None and lat is not None:
-                lat.observe(now - t0)
+            t0 = admitted.pop(tx_id, None)
+            if t0 is not None:
+                waited[t0] = waited.get(t0, 0) + 1
+        if self.metrics is not None:
+            for t0, count in waited.items():
+                self.metrics.tx_latency.observe(now - t0, count)
         if len(self._admitted_at) > 4 * self.config.mempool.max_txs:
             self._admitted_at.clear()
         c = self.counters
@@ -717,9 +721,12 @@ class Node:
         lookup = self.mempool.get
         deadline = trio.current_time() + COMPACT_WAIT_S
         missing = missing_ids(compact, lookup)
-        while missing and trio.current_time() < deadline:
-            with trio.move_on_at(deadline):
-                await self._mempool_grew.wait()
+        if missing:
+            while missing and trio.current_time() < deadline:
+                with trio.move_on_at(deadline):
+                    await self._mempool_grew.wait()
+                missing = [i for i in missing if lookup(i) is None]  # only those still missing
+            # once more in full: one found earlier may have left the mempool meanwhile
             missing = missing_ids(compact, lookup)
         try:
             if missing:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.node._executor import Executor, state_next_nonce
+from cli.node._executor import CommittedNonces, Executor, state_next_nonce
 from ledger import (
     Block,
     ConsensusParams,
@@ -50,6 +50,21 @@ def test_Executor_build_validate_commit(tmp_path: Path) -> None:
     tip = ex.commit(built.block, seal(built.block))
     assert tip.height == 1 and tip.state_root == built.block.header.state_root
     assert state_next_nonce(ex.store, ORG.public) == 3
+
+
+def test_CommittedNonces_remembers_answers_only_while_the_height_stays(tmp_path: Path) -> None:
+    ex = executor(tmp_path)
+    nonces = CommittedNonces(ex.store)
+    assert nonces(ORG.public) == 0
+    reads: list[bytes] = []
+    real_get = ex.store.get
+    ex.store.get = lambda key: reads.append(key) or real_get(key)  # type: ignore[method-assign]
+    assert nonces(ORG.public) == 0 and reads == []  # same height: no store read
+    built = ex.build(proposer=NODE.public, candidates=signed_txs(ORG, GENESIS.chain_id, 3))
+    ex.commit(built.block, seal(built.block))
+    reads.clear()
+    assert nonces(ORG.public) == 3 == state_next_nonce(ex.store, ORG.public)
+    assert b"nonce/" + ORG.public in reads  # the height moved: read again
 
 
 def test_Executor_refuses_blocks_that_do_not_check_out(tmp_path: Path) -> None:
