@@ -122,7 +122,7 @@ def start(home: Path, passphrase_env: str | None) -> None:
     from cli.cmd_keys import passphrase_from_env
     from cli.node._config import NodeConfig
     from cli.node._logs import setup_logging
-    from cli.node._node import Node, tune_collector
+    from cli.node._node import Node, apply_native_threads, tune_collector
     from ledger import Home
 
     h = Home.at(home)
@@ -132,6 +132,7 @@ def start(home: Path, passphrase_env: str | None) -> None:
                   libp2p_level=cfg.node.libp2p_log_level)
     n = Node.open(h, cfg, passphrase=passphrase_from_env(passphrase_env))
     tune_collector()
+    apply_native_threads(cfg)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -41,6 +41,10 @@ class NodeSection:
     log_level: str = "info"
     log_format: str = "json"
     libp2p_log_level: str = "critical"
+    # threads of the native extension's pool (batch signature checks, Merkle roots): 0 = one
+    # per core. Nodes that share a machine (a devnet) do better dividing its cores than each
+    # spreading over all of them: the threads only contend, and idle ones spin before sleeping
+    native_threads: int = 0
 
     @classmethod
     def default(cls) -> NodeSection:
@@ -57,6 +61,10 @@ class NodeSection:
             raise _bad("node", "libp2p_log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
             raise _bad("node", "log_format", f"must be one of {', '.join(LOG_FORMATS)}")
+        if (not isinstance(self.native_threads, int) or isinstance(self.native_threads, bool)
+                or not 0 <= self.native_threads <= 1024):
+            raise _bad("node", "native_threads", "must be an integer between 0 (one per core) "
+                       "and 1024")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,7 +312,9 @@ _HEADER = """\
 _COMMENTS = {
     "node": "# name: this node's member name in genesis.json (informational)\n"
             "# log_level: debug | info | warning | error | critical; log_format: json | text\n"
-            "# libp2p_log_level: how much of py-libp2p's own logging to keep (it is noisy)\n",
+            "# libp2p_log_level: how much of py-libp2p's own logging to keep (it is noisy)\n"
+            "# native_threads: threads for batch signature checks and Merkle roots (0: one\n"
+            "#                 per core; nodes sharing a machine should divide its cores)\n",
     "p2p": "# listen: libp2p TCP multiaddr (Noise + yamux; only genesis members may connect)\n"
            "# max_frame_bytes: larger frames from peers are dropped and counted\n"
            "# inbox/outbox_capacity: messages queued per channel (full: dropped and counted)\n"

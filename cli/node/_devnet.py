@@ -176,6 +176,10 @@ def create_devnet(directory: Path, *, nodes: int = 4, observers: int = 0,
     from p2p import peer_id_for  # imports py-libp2p: only when creating
 
     base = config or NodeConfig.default()
+    if base.node.native_threads == 0:  # the nodes share this machine: divide its cores
+        base = base.with_(node=NodeSection(**{**_section(base.node),
+                                              "native_threads": devnet_native_threads(
+                                                  len(members))}))
     out: list[DevnetNode] = []
     for name, org, node, p2p_port, api_port, observer in keys:
         home = Home.at(directory / name)
@@ -195,6 +199,11 @@ def create_devnet(directory: Path, *, nodes: int = 4, observers: int = 0,
     net = Devnet(dir=directory, chain_id=genesis.chain_id, nodes=tuple(out))
     net.save()
     return net
+
+
+def devnet_native_threads(nodes: int) -> int:
+    """Native threads per node when `nodes` nodes share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // nodes)
 
 
 def _section(section: Any) -> dict[str, Any]:

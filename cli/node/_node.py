@@ -953,6 +953,15 @@ class Node:
         return encode_value(out)
 
 
+def apply_native_threads(config: NodeConfig) -> None:
+    """Size the native extension's thread pool as `[node] native_threads` says (0: leave it
+    at one thread per core)."""
+    if config.node.native_threads:
+        from ledger import _accel
+
+        _accel.backend.set_threads(config.node.native_threads)
+
+
 def tune_collector() -> None:
     """Make the cyclic garbage collector run less often in a node process.
 

@@ -37,6 +37,8 @@ def test_NodeConfig_missing_keys_take_defaults(tmp_path: Path) -> None:
     ("[api]\nlisten = \"0.0.0.0:8001\"\n", "beyond loopback"),
     ("[api.tokens]\nacme = \"short\"\n", "at least 16"),
     ("[node]\nlog_level = \"loud\"\n", "log_level"),
+    ("[node]\nnative_threads = -1\n", "native_threads"),
+    ("[node]\nnative_threads = 5000\n", "native_threads"),
     ("format = 2\n", "format 2"),
     ("[p2p\n", "not valid TOML"),
 ])
@@ -60,3 +62,36 @@ def test_NodeConfig_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as ei:
         NodeConfig.load(tmp_path / "absent.toml")
     assert ei.value.code == "config_missing"
+
+
+def test_devnet_nodes_divide_the_machines_cores_unless_told_otherwise(tmp_path: Path) -> None:
+    import os
+
+    from cli.node._config import NodeSection
+    from cli.node._devnet import create_devnet
+    from ledger import Home
+
+    net = create_devnet(tmp_path / "a", nodes=2, config=NodeConfig.for_testing())
+    want = max(1, (os.cpu_count() or 1) // 2)
+    assert {NodeConfig.load(Home.at(n.home).config_path).node.native_threads
+            for n in net.nodes} == {want}
+    told = NodeConfig.for_testing().with_(node=NodeSection(native_threads=3))
+    net = create_devnet(tmp_path / "b", nodes=2, config=told)
+    assert {NodeConfig.load(Home.at(n.home).config_path).node.native_threads
+            for n in net.nodes} == {3}
+
+
+def test_apply_native_threads_sizes_the_extensions_pool() -> None:
+    from cli.node._config import NodeSection
+    from cli.node._node import apply_native_threads
+    from ledger import _accel
+
+    before = _accel.backend.get_threads()
+    try:
+        apply_native_threads(NodeConfig.default().with_(node=NodeSection(native_threads=1)))
+        assert _accel.backend.get_threads() == 1
+        apply_native_threads(NodeConfig.default())  # 0: left as it is
+        assert _accel.backend.get_threads() == 1
+    finally:
+        _accel.backend.set_threads(0)
+    assert _accel.backend.get_threads() == before
