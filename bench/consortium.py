@@ -40,6 +40,7 @@ from bench._common import (
     CpuMeter,
     EventSource,
     LoadSpec,
+    anon_rss_mb,
     emit_json,
     finish_load,
     log,
@@ -228,6 +229,7 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     load = meter.stop()
     load["generator_cores"] = round((process_cpu_s(handle[0].pid) - gen_cpu0) / window, 2)
     rss = {str(p): round(rss_mb(p), 1) for p in pids}
+    anon = {str(p): round(anon_rss_mb(p), 1) for p in pids}
     lg = finish_load(spec, handle)
     src.give_back(raw for stream in lg.pop("unsent") for raw in stream)
     for p in prof:
@@ -238,7 +240,7 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
            "offered_tps": lg["offered_tps"], "p50_ms": lg["p50_ms"], "p99_ms": lg["p99_ms"],
            "samples": lg["samples"], "round_changes": round_changes, "timings_ms": timings, "compact": compact,
            "codes": lg["codes"], "n_errors": lg["n_errors"],
-           "errors": lg["errors"], "rss_mb": rss, **load}
+           "errors": lg["errors"], "rss_mb": rss, "anon_rss_mb": anon, **load}
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
         f"({out['samples']} samples); {round_changes} round changes; compact proposals {compact}; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
@@ -347,14 +349,20 @@ def summarise(runs: list[dict[str, Any]], a: argparse.Namespace) -> dict[str, An
         "near_tps": med("near_saturation.tps"),
         "sat_latency_p50_ms": med("saturation.p50_ms"),
         "fault_tps": med("fault.tps"), "fault_ratio": fault,
-        "rss_mb_max": max((max(r["saturation"]["rss_mb"].values(), default=0) for r in runs),
-                          default=0),
+        # over every phase: the fault phase comes last, after the nodes have run the longest
+        "rss_mb_max": _max_over_phases(runs, "rss_mb"),
+        "anon_rss_mb_max": _max_over_phases(runs, "anon_rss_mb"),
         "foreign_cores": med("saturation.foreign_cores"),
         "params": {"block_interval_ms": a.block_interval_ms, "max_block_txs": a.max_block_txs,
                    "timeout_ms": a.timeout_ms, "rate": a.rate, "duration_s": a.duration,
                    "pause_mempool": a.pause_mempool, "peer_window": a.peer_window},
         "per_run": runs,
     }
+
+
+def _max_over_phases(runs: list[dict[str, Any]], key: str) -> float:
+    return max((v for r in runs for ph in r.values() if isinstance(ph, dict)
+                for v in ph.get(key, {}).values()), default=0.0)
 
 
 def print_table(s: dict[str, Any]) -> None:
@@ -373,7 +381,8 @@ def print_table(s: dict[str, Any]) -> None:
           f"p99 {s['sat_p99_ms']:8.1f} ms  at {s['near_tps']:,.0f} tx/s", file=out)
     print(ratio_line("one validator stopped", s["fault_tps"], s["tps"], unit="tx/s",
                      base_name="fault-free"), file=out)
-    print(f"{'node RSS (max)':<34} {s['rss_mb_max']:.0f} MB", file=out)
+    print(f"{'node RSS (max, all phases)':<34} {s['rss_mb_max']:.0f} MB   anonymous "
+          f"{s['anon_rss_mb_max']:.0f} MB (the rest: LevelDB's mapped table files)", file=out)
 
 
 def main() -> None:
