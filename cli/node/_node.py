@@ -422,10 +422,9 @@ class Node:
         host = self.host
         assert host is not None
         if isinstance(action, ev.Persist):
-            # in a worker thread, so the fsync does not stall the event loop (API, network);
-            # the driver still waits for it before the vote that follows leaves the node
-            # before the vote it covers leaves the node; inline while the disk syncs fast
-            # (cli/node/_offload.py), else in a thread so the event loop keeps serving
+            # durable before the vote it covers leaves the node (the driver waits for it);
+            # on the event loop while the disk syncs fast, else in a worker thread so that a
+            # slow fsync does not stall the API and the network (cli/node/_offload.py)
             state = action.state.encode()
             await self._timed("persist", self.offload.run(
                 "persist", lambda: save_consensus_state(self._consensus_dir, state)))
