@@ -64,14 +64,9 @@ pub fn decode(data: &[u8]) -> Option<Value> {
     (r.pos == data.len()).then_some(v)
 }
 
-/// The canonical encoding of `v` (None if it nests deeper than `MAX_DEPTH`).
-pub fn encode(v: &Value) -> Option<Vec<u8>> {
-    let mut w = Writer::with_capacity(128);
-    write(v, 0, &mut w).then_some(w.out)
-}
-
-/// `encode`, through `w` (cleared first): encoding many values through one writer grows its
-/// buffer once, instead of each value's buffer growing (and being copied) several times.
+/// The canonical encoding of `v` (None if it nests deeper than `MAX_DEPTH`), built in `w`
+/// (cleared first) and copied out: encoding many values through one writer grows its buffer
+/// once, instead of each value's buffer growing (and being copied) several times.
 pub fn encode_with(v: &Value, w: &mut Writer) -> Option<Vec<u8>> {
     w.out.clear();
     write(v, 0, w).then(|| w.out.as_slice().to_vec())
@@ -221,7 +216,7 @@ mod tests {
             ("big", Value::Int(i64::MAX)),
             ("neg", Value::Int(i64::MIN)),
         ]);
-        let bytes = encode(&v).unwrap();
+        let bytes = encode_with(&v, &mut Writer::with_capacity(16)).unwrap();
         assert!(
             crate::codec::check(&bytes),
             "encode must give canonical bytes"
