@@ -53,7 +53,7 @@ from cli.node._config import NodeConfig
 from cli.node._executor import DIVERGED, CommittedNonces, Executor, decode_block
 from cli.node._mempool import Admission, Mempool, Rejection
 from cli.node._offload import INLINE_MAX_TXS, Offload
-from cli.node._persist import load_consensus_state, save_consensus_state
+from cli.node._persist import ConsensusStateWriter, load_consensus_state
 from consensus import _events as ev
 from consensus._core import Config as CoreConfig
 from consensus._core import Core
@@ -160,7 +160,6 @@ class Node:
         self.is_validator = node_key.public in genesis.validators
         self._other_validators = [v for v in genesis.validators if v != node_key.public]
         self.executor = Executor(store, app, genesis)
-        self._consensus_dir = home.consensus_dir.resolve()
         mp = config.mempool
         self.mempool = Mempool(
             chain_id=genesis.chain_id, next_nonce=CommittedNonces(store),
@@ -168,14 +167,17 @@ class Node:
             max_txs=mp.max_txs, max_bytes=mp.max_bytes, max_tx_bytes=mp.max_tx_bytes,
             max_nonce_gap=mp.max_nonce_gap, recent_rejections=mp.recent_rejections)
         self.core: Core | None = None
+        self._consensus_state: ConsensusStateWriter | None = None
         if self.is_validator:
             cfg = CoreConfig(chain=genesis.chain_id, validators=genesis.validators,
                              timeout_base_ms=genesis.consensus.timeout_ms,
                              hash_block=self._hash_block)
-            persisted = load_consensus_state(self._consensus_dir)
+            persisted = load_consensus_state(home.consensus_dir)
             self.core = Core.restore(persisted, config=cfg, key=node_key,
                                      committed_height=store.height,
                                      recent_seals=recent_seals(store, cfg.recent_seals))
+            # kept open: a save before each vote is then one write and one sync
+            self._consensus_state = ConsensusStateWriter(home.consensus_dir)
         self.host: Host | None = None
         self.sync = SyncState()
         self.counters = Counters()
@@ -239,6 +241,8 @@ class Node:
             raise
 
     def close(self) -> None:
+        if self._consensus_state is not None:
+            self._consensus_state.close()
         self.store.close()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -425,9 +429,10 @@ class Node:
             # durable before the vote it covers leaves the node (the driver waits for it);
             # on the event loop while the disk syncs fast, else in a worker thread so that a
             # slow fsync does not stall the API and the network (cli/node/_offload.py)
-            state = action.state.encode()
+            state, writer = action.state.encode(), self._consensus_state
+            assert writer is not None  # a validator's (only validators have a core)
             await self._timed("persist", self.offload.run(
-                "persist", lambda: save_consensus_state(self._consensus_dir, state)))
+                "persist", lambda: writer.save(state)))
         elif isinstance(action, ev.Broadcast):
             if self.byzantine is not None:
                 self.byzantine.broadcast(CH_CONSENSUS, KIND_CORE, action.msg,

@@ -2,7 +2,7 @@
 
 One real node (store, executor, core) of a 4-validator genesis, driven through `Node._step`
 with a recording stand-in for the libp2p host: at the moment each vote is handed to the network,
-`data/consensus/state.bin` must already list that vote.
+the newest consensus state on disk must already list that vote.
 """
 
 from __future__ import annotations
