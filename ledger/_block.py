@@ -69,6 +69,14 @@ class BlockHeader:
         return cls(**{k: v for k, v in m.items() if k != "v"})
 
 
+def _block_map(m: Any) -> dict[str, Any]:
+    """`m` if it has a block's outer shape and version."""
+    if not isinstance(m, dict) or set(m) != {"v", "header", "txs"}:
+        raise DecodeError("block: expected a map with v, header, txs", code="block_shape")
+    check_version(m, what="block", version=BLOCK_VERSION)
+    return m
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Block:
     header: BlockHeader
@@ -94,10 +102,19 @@ class Block:
         return cls.from_obj(decode(data, max_bytes=MAX_BLOCK_BYTES))
 
     @classmethod
+    def header_of(cls, data: bytes) -> BlockHeader:
+        """The header of a block's bytes, its transactions left undecoded: what listings and
+        hash lookups need (a block of 2,000 transactions takes milliseconds to decode whole,
+        on the node's event loop when its API lists blocks).
+
+        Raises:
+            DecodeError: as `decode` would for the block's shape or its header.
+        """
+        return BlockHeader.from_obj(_block_map(decode(data, max_bytes=MAX_BLOCK_BYTES))["header"])
+
+    @classmethod
     def from_obj(cls, m: Any) -> Block:
-        if not isinstance(m, dict) or set(m) != {"v", "header", "txs"}:
-            raise DecodeError("block: expected a map with v, header, txs", code="block_shape")
-        check_version(m, what="block", version=BLOCK_VERSION)
+        m = _block_map(m)
         if not isinstance(m["txs"], list) or len(m["txs"]) > MAX_BLOCK_TXS:
             raise DecodeError("block: txs must be a list of at most "
                               f"{MAX_BLOCK_TXS}", code="block_shape")

@@ -104,9 +104,9 @@ class ChainBuilder:
     def next_time_ms(self) -> int:
         head = self.store.head()
         if head.height:
-            blk = self.store.block(head.height)
-            assert blk is not None
-            self._last_time = max(self._last_time, blk.header.time_ms)
+            header = self.store.header(head.height)
+            assert header is not None
+            self._last_time = max(self._last_time, header.time_ms)
         return self._last_time + self.genesis.consensus.block_interval_ms
 
     def append(self, txs: Sequence[Transaction], *, time_ms: int | None = None) -> Block:

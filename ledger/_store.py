@@ -54,7 +54,7 @@ import plyvel
 
 from ledger import _accel
 from ledger._app import EMPTY_ROOT, next_state_root
-from ledger._block import Block, Seal
+from ledger._block import Block, BlockHeader, Seal
 from ledger._codec import check_version, decode, encode
 from ledger._genesis import Genesis
 from ledger._keyfilter import KeySet
@@ -472,6 +472,11 @@ class Store:
     def block(self, height: int) -> Block | None:
         raw = self.block_raw(height)
         return None if raw is None else self._decode(Block.decode, raw, f"block {height}")
+
+    def header(self, height: int) -> BlockHeader | None:
+        """The header of the block at `height`, without decoding its transactions."""
+        raw = self.block_raw(height)
+        return None if raw is None else self._decode(Block.header_of, raw, f"block {height}")
 
     def seal_raw(self, height: int) -> bytes | None:
         return self._get(_h(P_SEAL, height)) if height >= 1 else None

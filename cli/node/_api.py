@@ -314,11 +314,11 @@ class Api:
         start = _int_arg(request, "from", 0, maximum=2**62) or max(1, tip - limit + 1)
         out = []
         for h in range(start, min(tip, start + limit - 1) + 1):
-            b = store.block(h)
-            if b is None:
+            header = store.header(h)
+            if header is None:
                 break
-            out.append({"height": h, "hash": b.hash.hex(), "tx_count": b.header.tx_count,
-                        "time_ms": b.header.time_ms, "proposer": b.header.proposer.hex()})
+            out.append({"height": h, "hash": header.hash.hex(), "tx_count": header.tx_count,
+                        "time_ms": header.time_ms, "proposer": header.proposer.hex()})
         return JSON({"tip": tip, "blocks": out})
 
     async def status(self, request: Request) -> Response:

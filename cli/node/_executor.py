@@ -121,9 +121,9 @@ class Executor:
         tip = self.store.tip()
         if tip is None:
             return self.genesis.genesis_time_ms
-        blk = self.store.block(tip.height)
-        assert blk is not None
-        return blk.header.time_ms
+        header = self.store.header(tip.height)
+        assert header is not None
+        return header.time_ms
 
     def head(self) -> Tip:
         return self.store.head()

@@ -565,8 +565,8 @@ class Node:
         return max(min(PROPOSAL_MIN_TXS, params.max_block_txs), min(params.max_block_txs, fit))
 
     def _stored_hash(self, height: int) -> bytes | None:
-        b = self.store.block(height)
-        return b.hash if b else None
+        header = self.store.header(height)
+        return header.hash if header else None
 
     def _after_commit(self, block: Block) -> None:
         now = time.monotonic()

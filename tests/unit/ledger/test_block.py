@@ -103,6 +103,27 @@ def test_Block_roundtrip_and_body_checks() -> None:
         Block.decode(b.encode() + b"\x00")
 
 
+def test_Block_header_of_reads_the_header_alone() -> None:
+    b = _block()
+    assert Block.header_of(b.encode()) == b.header
+    # the transactions stay undecoded: bytes that are no transaction do not matter to it
+    garbled = encode({**b.to_map(), "txs": [b"not a transaction"]})
+    with pytest.raises(DecodeError):
+        Block.decode(garbled)
+    assert Block.header_of(garbled) == b.header
+    # but the block's own shape and its header are checked as `decode` checks them
+    with pytest.raises(DecodeError) as e:
+        Block.header_of(encode({"v": 1, "header": b.header.to_map()}))
+    assert e.value.code == "block_shape"
+    with pytest.raises(DecodeError) as e:
+        Block.header_of(encode({**b.to_map(), "header": {**b.header.to_map(), "height": -1}}))
+    assert e.value.code == "header_shape"
+    with pytest.raises(UnknownVersionError):
+        Block.header_of(encode({**b.to_map(), "v": 9}))
+    with pytest.raises(DecodeError):
+        Block.header_of(b.encode() + b"\x00")
+
+
 def test_quorum_size() -> None:
     assert [quorum_size(n) for n in (1, 2, 3, 4, 5, 6, 7, 10)] == [1, 2, 3, 3, 4, 5, 5, 7]
 

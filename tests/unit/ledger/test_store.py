@@ -27,6 +27,8 @@ def test_Store_commit_and_read_back(tmp_path: Path) -> None:
         b3 = s.block(3)
         assert b3 is not None and b3.height == 3
         assert s.block_raw(3) == b3.encode()
+        assert s.header(3) == b3.header
+        assert s.header(6) is None and s.header(0) is None
         seal = s.seal(3)
         assert seal is not None and seal.block_hash == b3.hash
         assert s.state_root(3) == b3.header.state_root
