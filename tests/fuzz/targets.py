@@ -76,6 +76,22 @@ def _codec_twins(data: bytes) -> object:
     return ref
 
 
+def _block_header(data: bytes) -> object:
+    """`Block.header_of` refuses what `Block.decode` refuses in the block's shape and header,
+    and where both answer they give the same header."""
+    try:
+        whole: Block | None = Block.decode(data)
+    except DecodeError:
+        whole = None
+    try:
+        header = Block.header_of(data)
+    except DecodeError:
+        assert whole is None, "header_of refuses a block that decode accepts"
+        raise
+    assert whole is None or whole.header == header, "header_of and decode disagree"
+    return header  # (header_of alone may accept a block whose transactions are bad)
+
+
 def _proof_json(data: bytes) -> object:
     try:
         doc = json.loads(data)
@@ -448,6 +464,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("codec_twins", _codec_twins, _seeds_codec),
     Target("transaction", Transaction.decode, lambda: [_seeds_codec()[2]]),
     Target("block", Block.decode, lambda: [_seeds_codec()[0]]),
+    Target("block_header", _block_header, lambda: [_seeds_codec()[0]]),
     Target("seal", Seal.decode, lambda: [_seeds_codec()[1]]),
     Target("proof_bundle", _proof_json, _seeds_proof),
     Target("p2p_frames", _frames, _seeds_frames),
