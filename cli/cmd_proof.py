@@ -38,10 +38,11 @@ def _bundle_from_home(home: Path, tx_id: bytes) -> dict[str, Any]:
         loc = store.tx_location(tx_id)
         if loc is None:
             raise click.ClickException(f"transaction {tx_id.hex()} is not in this ledger")
-        block, seal = store.block(loc[0]), store.seal(loc[0])
-        if block is None or seal is None:
+        parts, seal = store.block_parts(loc[0]), store.seal(loc[0])
+        if parts is None or seal is None:
             raise click.ClickException(f"block {loc[0]} is missing from this ledger")
-        return build_bundle(block, seal, loc[1])
+        header, txs = parts
+        return build_bundle(header, txs, seal, loc[1])
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -69,12 +69,18 @@ class BlockHeader:
         return cls(**{k: v for k, v in m.items() if k != "v"})
 
 
-def _block_map(m: Any) -> dict[str, Any]:
-    """`m` if it has a block's outer shape and version."""
+def _block_parts(m: Any) -> tuple[BlockHeader, list[bytes]]:
+    """The header and the transactions' bytes of a decoded block map, its shape checked."""
     if not isinstance(m, dict) or set(m) != {"v", "header", "txs"}:
         raise DecodeError("block: expected a map with v, header, txs", code="block_shape")
     check_version(m, what="block", version=BLOCK_VERSION)
-    return m
+    raws = m["txs"]
+    if not isinstance(raws, list) or len(raws) > MAX_BLOCK_TXS:
+        raise DecodeError(f"block: txs must be a list of at most {MAX_BLOCK_TXS}",
+                          code="block_shape")
+    if not all(isinstance(raw, bytes) for raw in raws):
+        raise DecodeError("block: each tx must be bytes", code="block_shape")
+    return BlockHeader.from_obj(m["header"]), raws
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,28 +108,20 @@ class Block:
         return cls.from_obj(decode(data, max_bytes=MAX_BLOCK_BYTES))
 
     @classmethod
-    def header_of(cls, data: bytes) -> BlockHeader:
-        """The header of a block's bytes, its transactions left undecoded: what listings and
-        hash lookups need (a block of 2,000 transactions takes milliseconds to decode whole,
-        on the node's event loop when its API lists blocks).
+    def parts(cls, data: bytes) -> tuple[BlockHeader, list[bytes]]:
+        """A block's header and its transactions' wire bytes, the transactions undecoded: what
+        listings, hash lookups and proofs need (a block of 2,000 transactions takes
+        milliseconds to decode whole, on the node's event loop when its API serves these).
 
         Raises:
-            DecodeError: as `decode` would for the block's shape or its header.
+            DecodeError: as `decode` would, except for what is inside a transaction's bytes.
         """
-        return BlockHeader.from_obj(_block_map(decode(data, max_bytes=MAX_BLOCK_BYTES))["header"])
+        return _block_parts(decode(data, max_bytes=MAX_BLOCK_BYTES))
 
     @classmethod
     def from_obj(cls, m: Any) -> Block:
-        m = _block_map(m)
-        if not isinstance(m["txs"], list) or len(m["txs"]) > MAX_BLOCK_TXS:
-            raise DecodeError("block: txs must be a list of at most "
-                              f"{MAX_BLOCK_TXS}", code="block_shape")
-        txs = []
-        for raw in m["txs"]:
-            if not isinstance(raw, bytes):
-                raise DecodeError("block: each tx must be bytes", code="block_shape")
-            txs.append(Transaction.decode(raw))
-        return cls(header=BlockHeader.from_obj(m["header"]), txs=tuple(txs))
+        header, raws = _block_parts(m)
+        return cls(header=header, txs=tuple(Transaction.decode(raw) for raw in raws))
 
     def check_body(self) -> None:
         """The header's tx_root and tx_count match the body, and every tx is for this chain.

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ledger._block import Block, BlockHeader, Seal, verify_seal
+from ledger._block import BlockHeader, Seal, verify_seal
 from ledger._codec import decode
 from ledger._merkle import inclusion_proof, verify_inclusion
 from ledger._tx import Transaction, verify_transactions
@@ -26,21 +26,24 @@ _FIELDS = frozenset({"format", "chain_id", "height", "tx_id", "tx", "index", "tx
 _HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
 
 
-def build_bundle(block: Block, seal: Seal, index: int) -> dict[str, Any]:
-    """The proof bundle for transaction `index` of `block` (finalised by `seal`)."""
-    leaves = [t.encode() for t in block.txs]
-    tx = block.txs[index]
+def build_bundle(header: BlockHeader, txs: Sequence[bytes], seal: Seal, index: int
+                 ) -> dict[str, Any]:
+    """The proof bundle for transaction `index` of the block with `header` and the
+    transactions' wire bytes `txs` (`Block.parts`: only that one transaction is decoded),
+    finalised by `seal`."""
+    leaves = list(txs)
+    tx = Transaction.decode(leaves[index])
     return {
         "format": PROOF_FORMAT,
-        "chain_id": block.header.chain.hex(),
-        "height": block.height,
+        "chain_id": header.chain.hex(),
+        "height": header.height,
         "tx_id": tx.tx_id.hex(),
         "tx": leaves[index].hex(),
         "index": index,
         "tx_count": len(leaves),
         "path": [p.hex() for p in inclusion_proof(index, leaves)],
-        "header": block.header.encode().hex(),
-        "block_hash": block.hash.hex(),
+        "header": header.encode().hex(),
+        "block_hash": header.hash.hex(),
         "seal": seal.encode().hex(),
     }
 

@@ -473,10 +473,15 @@ class Store:
         raw = self.block_raw(height)
         return None if raw is None else self._decode(Block.decode, raw, f"block {height}")
 
+    def block_parts(self, height: int) -> tuple[BlockHeader, list[bytes]] | None:
+        """`Block.parts` of the block at `height`: its header and its transactions' bytes."""
+        raw = self.block_raw(height)
+        return None if raw is None else self._decode(Block.parts, raw, f"block {height}")
+
     def header(self, height: int) -> BlockHeader | None:
         """The header of the block at `height`, without decoding its transactions."""
-        raw = self.block_raw(height)
-        return None if raw is None else self._decode(Block.header_of, raw, f"block {height}")
+        parts = self.block_parts(height)
+        return None if parts is None else parts[0]
 
     def seal_raw(self, height: int) -> bytes | None:
         return self._get(_h(P_SEAL, height)) if height >= 1 else None

@@ -260,9 +260,9 @@ class Api:
         loc = self.node.store.tx_location(tx_id)
         if loc is None:
             raise ApiError(404, "not_found", f"transaction {tx_id.hex()} is not committed")
-        block, seal = self.node.store.block(loc[0]), self.node.store.seal(loc[0])
-        assert block is not None and seal is not None
-        return JSON(build_bundle(block, seal, loc[1]))
+        parts, seal = self.node.store.block_parts(loc[0]), self.node.store.seal(loc[0])
+        assert parts is not None and seal is not None
+        return JSON(build_bundle(*parts, seal, loc[1]))
 
     async def nonce(self, request: Request) -> Response:
         signer = _hex_arg(request.path_params["signer"], "signer public key")

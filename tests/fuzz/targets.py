@@ -76,20 +76,21 @@ def _codec_twins(data: bytes) -> object:
     return ref
 
 
-def _block_header(data: bytes) -> object:
-    """`Block.header_of` refuses what `Block.decode` refuses in the block's shape and header,
-    and where both answer they give the same header."""
+def _block_parts(data: bytes) -> object:
+    """`Block.parts` refuses what `Block.decode` refuses outside the transactions' bytes, and
+    where both answer they give the same header and transaction bytes."""
     try:
         whole: Block | None = Block.decode(data)
     except DecodeError:
         whole = None
     try:
-        header = Block.header_of(data)
+        header, txs = Block.parts(data)
     except DecodeError:
-        assert whole is None, "header_of refuses a block that decode accepts"
+        assert whole is None, "parts refuses a block that decode accepts"
         raise
-    assert whole is None or whole.header == header, "header_of and decode disagree"
-    return header  # (header_of alone may accept a block whose transactions are bad)
+    assert whole is None or (whole.header, [t.encode() for t in whole.txs]) == (header, txs), \
+        "parts and decode disagree"
+    return header  # (parts alone may accept a block whose transactions are bad)
 
 
 def _proof_json(data: bytes) -> object:
@@ -102,7 +103,7 @@ def _proof_json(data: bytes) -> object:
 
 def _seeds_proof() -> list[bytes]:
     block, seal = _sample_block()
-    return [json.dumps(build_bundle(block, seal, i)).encode() for i in range(3)]
+    return [json.dumps(build_bundle(*Block.parts(block.encode()), seal, i)).encode() for i in range(3)]
 
 
 # -- network frames, consensus messages -----------------------------------------------------------
@@ -464,7 +465,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("codec_twins", _codec_twins, _seeds_codec),
     Target("transaction", Transaction.decode, lambda: [_seeds_codec()[2]]),
     Target("block", Block.decode, lambda: [_seeds_codec()[0]]),
-    Target("block_header", _block_header, lambda: [_seeds_codec()[0]]),
+    Target("block_parts", _block_parts, lambda: [_seeds_codec()[0]]),
     Target("seal", Seal.decode, lambda: [_seeds_codec()[1]]),
     Target("proof_bundle", _proof_json, _seeds_proof),
     Target("p2p_frames", _frames, _seeds_frames),

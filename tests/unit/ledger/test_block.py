@@ -103,25 +103,27 @@ def test_Block_roundtrip_and_body_checks() -> None:
         Block.decode(b.encode() + b"\x00")
 
 
-def test_Block_header_of_reads_the_header_alone() -> None:
+def test_Block_parts_leave_the_transactions_undecoded() -> None:
     b = _block()
-    assert Block.header_of(b.encode()) == b.header
-    # the transactions stay undecoded: bytes that are no transaction do not matter to it
+    assert Block.parts(b.encode()) == (b.header, [t.encode() for t in b.txs])
+    # bytes that are no transaction do not matter to it
     garbled = encode({**b.to_map(), "txs": [b"not a transaction"]})
     with pytest.raises(DecodeError):
         Block.decode(garbled)
-    assert Block.header_of(garbled) == b.header
+    assert Block.parts(garbled) == (b.header, [b"not a transaction"])
     # but the block's own shape and its header are checked as `decode` checks them
+    for bad in ({"v": 1, "header": b.header.to_map()}, {**b.to_map(), "txs": ["text"]},
+                {**b.to_map(), "txs": b"bytes"}):
+        with pytest.raises(DecodeError) as e:
+            Block.parts(encode(bad))
+        assert e.value.code == "block_shape"
     with pytest.raises(DecodeError) as e:
-        Block.header_of(encode({"v": 1, "header": b.header.to_map()}))
-    assert e.value.code == "block_shape"
-    with pytest.raises(DecodeError) as e:
-        Block.header_of(encode({**b.to_map(), "header": {**b.header.to_map(), "height": -1}}))
+        Block.parts(encode({**b.to_map(), "header": {**b.header.to_map(), "height": -1}}))
     assert e.value.code == "header_shape"
     with pytest.raises(UnknownVersionError):
-        Block.header_of(encode({**b.to_map(), "v": 9}))
+        Block.parts(encode({**b.to_map(), "v": 9}))
     with pytest.raises(DecodeError):
-        Block.header_of(b.encode() + b"\x00")
+        Block.parts(b.encode() + b"\x00")
 
 
 def test_quorum_size() -> None:

@@ -43,14 +43,14 @@ def _finalised_block(n_txs: int) -> tuple[Block, Seal, list[bytes]]:
 def test_proof_bundle_verifies(n_txs: int) -> None:
     block, seal, vals = _finalised_block(n_txs)
     for i in range(n_txs):
-        bundle = json.loads(json.dumps(build_bundle(block, seal, i)))
+        bundle = json.loads(json.dumps(build_bundle(*Block.parts(block.encode()), seal, i)))
         tx = verify_bundle(bundle, chain_id=CHAIN, validators=vals)
         assert tx.tx_id == block.txs[i].tx_id
 
 
 def test_proof_bundle_wrong_genesis_fails() -> None:
     block, seal, vals = _finalised_block(3)
-    bundle = build_bundle(block, seal, 1)
+    bundle = build_bundle(*Block.parts(block.encode()), seal, 1)
     with pytest.raises(PartledgerError):
         verify_bundle(bundle, chain_id=sha256(b"other"), validators=vals)
     with pytest.raises(PartledgerError):
@@ -65,7 +65,7 @@ def _mutate(ch: str, rng: random.Random) -> str:
 
 def test_proof_bundle_any_changed_character_fails() -> None:
     block, seal, vals = _finalised_block(5)
-    bundle = build_bundle(block, seal, 3)
+    bundle = build_bundle(*Block.parts(block.encode()), seal, 3)
     rng = random.Random(7)
     checked = 0
     for key, value in bundle.items():
