@@ -63,6 +63,20 @@ def test_Transaction_id_signature_and_roundtrip() -> None:
     assert verify_transactions([tx, forged]) == [True, False]
 
 
+@pytest.mark.usefixtures("accel_backend")
+def test_Transaction_decode_body_reads_like_the_dict_it_was() -> None:
+    body = {"key": "k", "value": [1, {"nested": b"\x00"}], "flag": True}
+    tx = Transaction.create(VALS[0], chain=CHAIN, kind="put", body=body, nonce=3)
+    again = Transaction.decode(tx.encode())
+    assert again == tx and tx == again  # either side of the comparison
+    assert again.body == body and dict(again.body) == body and again.body["value"][1] == {
+        "nested": b"\x00"}
+    assert list(again.body) == sorted(body) and len(again.body) == 3 and "flag" in again.body
+    assert repr(again.body) == repr(dict(sorted(body.items())))
+    assert again.to_map()["body"] == body and again.encode() == tx.encode()
+    assert Transaction.decode(tx.encode()).body != {**body, "flag": False}
+
+
 @pytest.mark.parametrize(("field", "value"), [
     ("chain", b"short"), ("signer", b"x" * 31), ("sig", b"x" * 63), ("kind", ""),
     ("body", []), ("nonce", -1), ("nonce", True), ("extra", 1),
