@@ -127,8 +127,8 @@ class _Body(Mapping[str, Any]):
     """A transaction body kept as its canonical bytes (already checked as part of the
     transaction) and unpacked when first read. A node admits, relays, orders and (natively)
     executes most transactions without reading their bodies; unpacking each one on arrival was
-    a twentieth of a node's busy time at saturation, and the mempool held every body as dozens
-    of Python objects."""
+    about 2% of the nodes' busy time at saturation, and the mempool held every body as dozens
+    of Python objects (docs/performance.md, "Ninth session")."""
 
     __slots__ = ("_map", "_raw")
 
