@@ -52,7 +52,7 @@ from cli.node._compact import (
 from cli.node._config import NodeConfig
 from cli.node._executor import DIVERGED, CommittedNonces, Executor, decode_block
 from cli.node._mempool import Admission, Mempool, Rejection
-from cli.node._offload import INLINE_MAX_TXS, Offload
+from cli.node._offload import Offload
 from cli.node._persist import ConsensusStateWriter, load_consensus_state
 from consensus import _events as ev
 from consensus._core import Config as CoreConfig
@@ -505,7 +505,7 @@ class Node:
             verdict = await self._timed("validate", self.offload.run(
                 "validate", lambda: self.executor.validate(
                     block, verified=lambda t: by_id.get(t.tx_id, False)),
-                small=len(block.txs) <= INLINE_MAX_TXS), txs=len(block.txs))
+                txs=len(block.txs)), txs=len(block.txs))
         if not verdict.ok:
             self.counters.proposals_refused += 1
             log.warning("refusing proposal %d/%d: %s", action.height, action.round,
@@ -528,7 +528,7 @@ class Node:
             try:
                 await self._timed("commit", self.offload.run(
                     "commit", lambda: self.executor.commit(block, action.seal),
-                    small=len(block.txs) <= INLINE_MAX_TXS))
+                    txs=len(block.txs)))
             except VerificationError:
                 log.critical("a block finalised by the consortium does not execute here; "
                              "stopping (application divergence)")
@@ -671,7 +671,7 @@ class Node:
             built = await self._timed("build", self.offload.run(
                 "build", lambda: self.executor.build(proposer=self.node_key.public,
                                                      candidates=candidates),
-                small=len(candidates) <= INLINE_MAX_TXS), txs=len(candidates))
+                txs=len(candidates)), txs=len(candidates))
         for r in built.rejected:
             self.mempool.reject(r.tx_id, r.code, r.reason, height=req.height)
         self.counters.proposals_built += 1

@@ -50,7 +50,7 @@ class Offload:
         """The moving average of the phase's small calls, None before the first one."""
         return self._cost_s.get(phase)
 
-    def inline(self, phase: str, *, small: bool) -> bool:
+    def _inline(self, phase: str, *, small: bool) -> bool:
         """Would a call of this phase run on the event loop now?"""
         if not small:
             return False
@@ -58,9 +58,12 @@ class Offload:
             return True
         return self._threaded.get(phase, 0) + 1 >= PROBE_EVERY  # time for a probe
 
-    async def run(self, phase: str, fn: Callable[[], T], *, small: bool = True) -> T:
-        """`fn()`, on the event loop if `small` and the phase is fast, else in a thread."""
-        if not self.inline(phase, small=small):
+    async def run(self, phase: str, fn: Callable[[], T], *, txs: int | None = None) -> T:
+        """`fn()`, on the event loop if it is small (executes at most `INLINE_MAX_TXS`
+        transactions; None: a call of fixed size, like the consensus state's write) and the
+        phase is fast, else in a thread."""
+        small = txs is None or txs <= INLINE_MAX_TXS
+        if not self._inline(phase, small=small):
             if small:
                 self._threaded[phase] = self._threaded.get(phase, 0) + 1
             self._count(phase, "thread")

@@ -9,10 +9,12 @@ import time
 import pytest
 import trio
 
-from cli.node._offload import INLINE_MAX_S, PROBE_EVERY, Offload
+from cli.node._offload import INLINE_MAX_S, INLINE_MAX_TXS, PROBE_EVERY, Offload
+
+LARGE = INLINE_MAX_TXS + 1  # transactions: a block too large to execute on the loop
 
 
-def _where(offload: Offload, phase: str, *, small: bool = True, sleep_s: float = 0.0
+def _where(offload: Offload, phase: str, *, txs: int | None = None, sleep_s: float = 0.0
            ) -> threading.Thread:
     def work() -> threading.Thread:
         if sleep_s:
@@ -20,7 +22,7 @@ def _where(offload: Offload, phase: str, *, small: bool = True, sleep_s: float =
         return threading.current_thread()
 
     async def main() -> threading.Thread:
-        return await offload.run(phase, work, small=small)
+        return await offload.run(phase, work, txs=txs)
 
     return trio.run(main)
 
@@ -29,7 +31,8 @@ def test_small_fast_calls_run_inline_large_ones_in_a_thread() -> None:
     loop = threading.current_thread()
     offload = Offload()
     assert _where(offload, "commit") is loop
-    assert _where(offload, "commit", small=False) is not loop
+    assert _where(offload, "commit", txs=INLINE_MAX_TXS) is loop
+    assert _where(offload, "commit", txs=LARGE) is not loop
     assert (offload.cost_s("commit") or 1.0) < INLINE_MAX_S
 
 
@@ -52,7 +55,7 @@ def test_a_slow_phase_moves_to_threads_and_probes_its_way_back() -> None:
 def test_thread_timings_do_not_count() -> None:
     """Time in a thread includes waiting for the GIL: only inline runs are measured."""
     offload = Offload()
-    _where(offload, "commit", small=False, sleep_s=4 * INLINE_MAX_S)
+    _where(offload, "commit", txs=LARGE, sleep_s=4 * INLINE_MAX_S)
     assert offload.cost_s("commit") is None
 
 
@@ -62,7 +65,7 @@ def test_phases_are_measured_apart() -> None:
     _where(offload, "persist", sleep_s=4 * INLINE_MAX_S)
     assert _where(offload, "persist") is not loop
     assert _where(offload, "validate") is loop
-    assert _where(offload, "validate", small=False) is not loop
+    assert _where(offload, "validate", txs=LARGE) is not loop
     assert offload.cost_s("build") is None
 
 
@@ -83,6 +86,6 @@ def test_an_exception_reaches_the_caller_and_the_call_is_still_timed() -> None:
 def test_calls_are_counted_by_phase_and_place() -> None:
     offload = Offload()
     _where(offload, "commit")
-    _where(offload, "commit", small=False)
+    _where(offload, "commit", txs=LARGE)
     _where(offload, "commit")
     assert offload.calls == {("commit", "inline"): 2, ("commit", "thread"): 1}
