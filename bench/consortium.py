@@ -193,7 +193,7 @@ def setup_agents(url: str, org_keys: list[Any], seed: int, per_org: int = AGENTS
 def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
            warmup_s: float, duration_s: float, pause_mempool: int, tick_s: float,
            name: str, profile_dir: Path | None = None, drain_s: float = 60,
-           max_sign: int = 200_000) -> dict[str, Any]:
+           max_sign: int = 300_000) -> dict[str, Any]:
     # what the offered rate could send, capped: at saturation most of it stays unsent anyway
     # (the stream pauses on a full mempool) and is carried to the next phase
     n_txs = min(int(rate * (warmup_s + duration_s) * 1.05) + 10, max_sign)
@@ -390,7 +390,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--duration", type=float, default=30.0, help="saturation window, s")
     ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--rate", type=float, default=4000.0, help="offered tx/s at saturation")
+    # well above what the consortium finalises here (5,000-5,800 in the tenth session): at
+    # 4,000 it finalised 3,998 of 3,998 offered, so the figure measured the load, not the nodes
+    ap.add_argument("--rate", type=float, default=8000.0, help="offered tx/s at saturation")
     ap.add_argument("--light-rate", type=float, default=100.0)
     ap.add_argument("--light-duration", type=float, default=15.0)
     ap.add_argument("--pause-mempool", type=int, default=8000)

@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--txs-per-block", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--rate", type=float, default=4000.0)
+    ap.add_argument("--rate", type=float, default=8000.0)  # saturating: see bench/consortium.py
     ap.add_argument("--pause-mempool", type=int, default=8000)
     ap.add_argument("--light-rate", type=float, default=100.0)
     ap.add_argument("--light-duration", type=float, default=15.0)

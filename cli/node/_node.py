@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -241,6 +242,7 @@ class Node:
             raise
 
     def close(self) -> None:
+        self.offload.close()
         if self._consensus_state is not None:
             self._consensus_state.close()
         self.store.close()
@@ -905,8 +907,8 @@ class Node:
                 return applied
             async with self._exec_lock:
                 try:
-                    block, seal, _tip = await trio.to_thread.run_sync(
-                        self._apply_one, item[0], item[1])
+                    block, seal, _tip = await self.offload.exec_thread.run(
+                        partial(self._apply_one, item[0], item[1]))
                 except (DecodeError, VerificationError, StoreError) as exc:
                     if exc.code == DIVERGED:  # a sealed block that does not execute here
                         log.critical("%s; stopping", exc.message)

@@ -19,6 +19,21 @@ use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3; the sys crate names only
+/// some options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keep the pages the extension frees instead of handing them back to the kernel (mimalloc's
+/// default, after a delay). Executing a block allocates and frees tens of megabytes; purged,
+/// they came back as page faults (each page zeroed by the kernel) at the next block: thousands
+/// a second per node at saturation, a few percent of its CPU. Not purging keeps the
+/// extension's high-water mark resident, which the node runs on one execution thread
+/// (`cli/node/_offload.py`), so that is about one block's execution.
+fn keep_freed_pages() {
+    // SAFETY: sets a process-wide integer option; mimalloc reads it when it next purges.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 fn to_py_bytes<'py>(py: Python<'py>, hashes: Vec<Hash>) -> Vec<Bound<'py, PyBytes>> {
     hashes.iter().map(|h| PyBytes::new(py, h)).collect()
 }
@@ -301,6 +316,7 @@ fn get_threads() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     BYTES_DATA_OFFSET.get_or_init(|| measure_bytes_data_offset(m.py()));
+    keep_freed_pages();
     m.add_function(wrap_pyfunction!(sha256_batch, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(inclusion_proof, m)?)?;

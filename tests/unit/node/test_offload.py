@@ -8,6 +8,7 @@ import time
 
 import pytest
 import trio
+import trio.testing
 
 from cli.node._offload import INLINE_MAX_S, INLINE_MAX_TXS, PROBE_EVERY, Offload
 
@@ -89,3 +90,67 @@ def test_calls_are_counted_by_phase_and_place() -> None:
     _where(offload, "commit", txs=LARGE)
     _where(offload, "commit")
     assert offload.calls == {("commit", "inline"): 2, ("commit", "thread"): 1}
+
+
+def test_executing_calls_share_one_thread_and_other_calls_do_not() -> None:
+    """Build, validate and commit allocate tens of megabytes a block: on one thread the
+    native allocator reuses its pages (the module doc)."""
+    loop = threading.current_thread()
+    offload = Offload()
+    executing = {_where(offload, phase, txs=LARGE) for phase in ("build", "validate", "commit")
+                 for _ in range(3)}
+    assert len(executing) == 1 and loop not in executing
+    _where(offload, "persist", sleep_s=4 * INLINE_MAX_S)
+    assert _where(offload, "persist") not in executing | {loop}
+    offload.close()
+
+
+def test_an_exception_in_the_execution_thread_reaches_the_caller() -> None:
+    offload = Offload()
+
+    def boom() -> None:
+        raise ValueError("boom in the thread")
+
+    async def main() -> None:
+        await offload.run("commit", boom, txs=LARGE)
+
+    with pytest.raises(ValueError, match="boom in the thread"):
+        trio.run(main)
+    offload.close()
+
+
+def test_a_cancelled_caller_waits_for_its_call_to_finish() -> None:
+    """Like trio.to_thread.run_sync: a commit half done when its task is cancelled is not
+    left running behind the node's back; its result arrives, the cancellation takes effect at
+    the task's next checkpoint."""
+    offload = Offload()
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def work() -> str:
+        started.set()
+        release.wait(10)
+        finished.append("done")
+        return "done"
+
+    outcome_of_commit: list[str] = []
+
+    async def commit(scope: trio.CancelScope) -> None:
+        with scope:
+            outcome_of_commit.append(await offload.run("commit", work, txs=LARGE))
+            await trio.lowlevel.checkpoint()  # where the cancellation takes effect
+            outcome_of_commit.append("not cancelled")
+
+    async def main() -> None:
+        scope = trio.CancelScope()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(commit, scope)
+            await trio.to_thread.run_sync(started.wait)
+            scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            assert outcome_of_commit == []  # still waiting for its call
+            release.set()
+        assert finished == ["done"] and outcome_of_commit == ["done"]
+
+    trio.run(main)
+    offload.close()
