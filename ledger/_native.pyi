@@ -73,4 +73,6 @@ class EventExecutor:
         time_ms: int,
         txs: Sequence[bytes],
         tx_ids: Sequence[bytes],
+        absent: KeyFilter | None = None,
+        absent_prefix: bytes | None = None,
     ) -> dict[bytes, bytes] | None: ...

@@ -460,6 +460,13 @@ class Store:
         """The application state value under `key` (a `StateReader`)."""
         return self._get(P_STATE + key)
 
+    def state_filter(self) -> tuple[KeySet, bytes] | None:
+        """(filter, prefix): an application state key `k` for which `prefix + k` is not in
+        `filter` is absent, which is how `get` answers it without LevelDB. For native code
+        that reads the state in bulk and can ask the filter without a call into Python per
+        key (the provenance executor). None for a read-only handle (it has no filter)."""
+        return None if self._keys is None else (self._keys, P_STATE)
+
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Application state entries whose key starts with `prefix`, in key order."""
         n = len(P_STATE)

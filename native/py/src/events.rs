@@ -8,6 +8,8 @@ use partledger_core::events::{self, BlockInfo, Rules, Stop};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::keyfilter::KeyFilter;
+
 #[pyclass(frozen, module = "ledger._native", name = "EventExecutor")]
 pub struct EventExecutor {
     rules: Rules,
@@ -41,7 +43,13 @@ impl EventExecutor {
     /// `txs`, ids `tx_ids`) is one this path handles and the reference would accept; None
     /// otherwise. `read(key)` answers the state before the block (bytes or None); what it
     /// raises propagates.
+    ///
+    /// `absent`, with `absent_prefix`: the reader's key filter (the store's, see
+    /// `Store.state_filter`): a key for which `absent_prefix + key` is not in it is absent, and
+    /// `read` is not called for it. Most keys a block reads are new (event ids, EPCs), and a
+    /// call into Python through the store's `get` cost more than the rest of such a read.
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (read, chain, height, time_ms, txs, tx_ids, absent=None, absent_prefix=None))]
     fn execute<'py>(
         &self,
         py: Python<'py>,
@@ -51,6 +59,8 @@ impl EventExecutor {
         time_ms: i64,
         txs: Vec<Bound<'py, PyBytes>>,
         tx_ids: Vec<Bound<'py, PyBytes>>,
+        absent: Option<Bound<'py, KeyFilter>>,
+        absent_prefix: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         if txs.len() != tx_ids.len() {
             return Err(pyo3::exceptions::PyValueError::new_err(
@@ -67,7 +77,19 @@ impl EventExecutor {
             height,
             time_ms,
         };
+        let prefix = absent_prefix.unwrap_or_default();
+        let mut full_key: Vec<u8> = Vec::with_capacity(prefix.len() + 256);
         let mut reader = |key: &[u8]| -> PyResult<Option<Vec<u8>>> {
+            if let Some(filter) = &absent {
+                full_key.clear();
+                full_key.extend_from_slice(prefix);
+                full_key.extend_from_slice(key);
+                // the filter holds Python's `hash` of each key, as bytes
+                let h = PyBytes::new(py, &full_key).hash()? as u64;
+                if !filter.borrow().may_hold_hash(h) {
+                    return Ok(None);
+                }
+            }
             let got = read.call1((PyBytes::new(py, key),))?;
             if got.is_none() {
                 return Ok(None);

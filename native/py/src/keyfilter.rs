@@ -29,6 +29,13 @@ fn insert_all(slf: &Bound<'_, KeyFilter>, hashes: &mut Vec<u64>) {
     hashes.clear();
 }
 
+impl KeyFilter {
+    /// Whether the filter may hold the key of this Python `hash` (false: it was never added).
+    pub(crate) fn may_hold_hash(&self, h: u64) -> bool {
+        self.bloom.contains(h)
+    }
+}
+
 #[pymethods]
 impl KeyFilter {
     #[new]

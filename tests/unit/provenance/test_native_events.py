@@ -334,3 +334,57 @@ def test_blocks_are_cut_into_runs_for_the_native_path() -> None:
     assert shape("a" + "o" * (n - 1) + "a") == [(False, n + 1)]   # too short: one reference run
     assert shape("o" * (n - 1) + "a" + "o" * n) == [(False, n), (True, n)]
     assert shape("") == [(False, 0)]
+
+
+# -- a store's key filter answers reads of absent keys natively ---------------------------------
+
+class _FilteredState:
+    """A state with a store's `state_filter` (every key it holds, under a prefix) that counts
+    the reads reaching Python."""
+
+    PREFIX = b"s/"
+
+    def __init__(self, led: MemLedger, *, drop: bytes | None = None) -> None:
+        self._state = led.state
+        self.filter = _accel.backend.KeyFilter()
+        self.filter.update([self.PREFIX + k for k in led.state.items() if k != drop])
+        assert drop is None or self.PREFIX + drop not in self.filter  # (a false positive)
+        self.read: list[bytes] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        self.read.append(key)
+        return self._state.get(key)
+
+    def state_filter(self) -> tuple[Any, bytes]:
+        return self.filter, self.PREFIX
+
+
+@pytest.mark.skipif(not native_loaded(), reason="the filter is read by the extension only")
+def test_keys_the_filter_lacks_are_not_read_and_the_result_is_the_same(led: MemLedger,
+                                                                       ev: Ev) -> None:
+    txs = [event(led, ev, "maker", "ADD", SER + f"f{i}") for i in range(12)]
+    ctx = _ctx(led)
+    ref = led.app.execute_reference(led.state, ctx, txs)
+    state = _FilteredState(led)
+    nat = led.app.execute_native(state, ctx, txs)
+    assert nat is not None and nat.writes == ref.writes and nat.results == ref.results
+    # the new events' and objects' keys were never read through Python; held ones were
+    assert state.read and all(led.state.get(k) is not None for k in state.read)
+    unfiltered = _FilteredState(led)
+    unfiltered.state_filter = None  # type: ignore[assignment,method-assign]
+    assert led.app.execute_native(unfiltered, ctx, txs) == nat
+    assert len(unfiltered.read) > len(state.read)
+
+
+@pytest.mark.skipif(not native_loaded(), reason="the filter is read by the extension only")
+def test_the_filter_decides_absence(led: MemLedger, ev: Ev) -> None:
+    """What the filter lacks is absent for the executor, without asking Python: a filter that
+    lost the signer's agent record (a store never does: every write adds its key) makes the
+    block look signed by an unknown agent, so the native path declines it."""
+    txs = [event(led, ev, "maker", "ADD", SER + f"g{i}") for i in range(9)]
+    ctx = _ctx(led)
+    agent_key = next(k for k in led.state.items() if k.startswith(b"agent/")
+                     and led.app.execute_native(_FilteredState(led, drop=k), ctx, txs) is None)
+    state = _FilteredState(led, drop=agent_key)
+    assert led.app.execute_native(state, ctx, txs) is None
+    assert agent_key not in state.read
