@@ -284,8 +284,9 @@ def run_once(a: argparse.Namespace, seed: int) -> dict[str, Any]:
                               warmup_s=2, duration_s=a.light_duration, tick_s=0.01,
                               name="light", profile_dir=prof, **common)
         res["saturation"] = phase(src, urls=c.urls, pids=c.pids, rate=a.rate,
-                                   warmup_s=a.warmup, duration_s=a.duration, tick_s=0.02,
-                                   name="saturation", profile_dir=prof, **common)
+                                   warmup_s=a.warmup, duration_s=a.duration,
+                                   tick_s=a.tick_ms / 1000, name="saturation",
+                                   profile_dir=prof, **common)
         near = max(a.light_rate, 0.8 * res["saturation"]["tps"])
         res["near_saturation"] = phase(src, urls=c.urls, pids=c.pids, rate=near,
                                         warmup_s=2, duration_s=a.light_duration, tick_s=0.02,
@@ -296,8 +297,8 @@ def run_once(a: argparse.Namespace, seed: int) -> dict[str, Any]:
             alive = [n for n in c.net.validators if n.name != victim.name]
             res["fault"] = phase(src, urls=[n.api for n in alive],
                                   pids=[n.pid for n in alive if n.pid], rate=a.rate,
-                                  warmup_s=a.warmup, duration_s=a.duration, tick_s=0.02,
-                                  name="fault", **common)
+                                  warmup_s=a.warmup, duration_s=a.duration,
+                                  tick_s=a.tick_ms / 1000, name="fault", **common)
             res["fault"]["stopped"] = victim.name
     finally:
         c.down()
@@ -393,6 +394,11 @@ def main() -> None:
     # well above what the consortium finalises here (5,000-5,800 in the tenth session): at
     # 4,000 it finalised 3,998 of 3,998 offered, so the figure measured the load, not the nodes
     ap.add_argument("--rate", type=float, default=8000.0, help="offered tx/s at saturation")
+    # the throughput phases' batching: a client with thousands of events a second sends one
+    # batch per node every 50 ms (about 100 transactions); at 20 ms (until the tenth session)
+    # the nodes spent 5% more of their CPU on HTTP requests (docs/performance.md)
+    ap.add_argument("--tick-ms", type=float, default=50.0,
+                    help="saturation and fault phases: one batch per node per tick")
     ap.add_argument("--light-rate", type=float, default=100.0)
     ap.add_argument("--light-duration", type=float, default=15.0)
     ap.add_argument("--pause-mempool", type=int, default=8000)
