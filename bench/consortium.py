@@ -404,9 +404,9 @@ def main() -> None:
     ap.add_argument("--pause-mempool", type=int, default=8000)
     ap.add_argument("--block-interval-ms", type=int, default=10)
     # the genesis's cap on a block (the node sizes its proposals below it by their measured
-    # execution time): with blocks of 4,000 the consortium finalised 5-7% more than with 2,000,
-    # each block's fixed costs (votes, syncs, roots) paid half as often (docs/performance.md)
-    ap.add_argument("--max-block-txs", type=int, default=4000)
+    # execution time). 4,000 finalised 5-7% more (each block's fixed costs paid half as
+    # often) but held 70-120 MB more per node, over the 500 MB target (docs/performance.md)
+    ap.add_argument("--max-block-txs", type=int, default=2000)
     ap.add_argument("--timeout-ms", type=int, default=2000)
     ap.add_argument("--ceiling-txs", type=int, default=20_000)
     ap.add_argument("--peer-window", type=int, default=20_000)
