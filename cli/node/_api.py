@@ -56,18 +56,20 @@ def _json_safe(v: Any) -> Any:
 MAX_HEIGHT = 2**63 - 1  # heights are int64 in the canonical codec
 
 
-class JSON(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=True).encode()
-
-
 class PlainJSON(JSONResponse):
-    """`JSON` for content built of JSON's own types only (no bytes to turn into hex), which
+    """The API's JSON (compact, sorted keys) for content built of JSON's own types only, which
     it renders without `_json_safe`'s walk: a submission's per-transaction answers, a
     hundred-odd dicts a request at saturation."""
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, separators=(",", ":"), sort_keys=True).encode()
+
+
+class JSON(PlainJSON):
+    """`PlainJSON` for content that may hold bytes (rendered as hex)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(_json_safe(content))
 
 
 def _int_arg(request: Request, name: str, default: int, *, maximum: int) -> int:
