@@ -156,6 +156,84 @@ impl<'a> Reader<'a> {
         self.utf8(n)
     }
 
+    // -- typed reads: one canonical value of the expected type, None for anything else --------
+
+    /// A `str` with the shortest length header (what a map key must be).
+    pub(crate) fn str_value(&mut self) -> Option<&'a str> {
+        let b = self.byte()?;
+        let n = match b {
+            0xa0..=0xbf => (b & 0x1f) as usize,
+            _ => self.str_len(b)?,
+        };
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+
+    /// A `bin` with the shortest length header.
+    pub(crate) fn bin_value(&mut self) -> Option<&'a [u8]> {
+        let n = match self.byte()? {
+            0xc4 => self.byte()? as usize,
+            0xc5 => self.len_at_least(Self::u16, 1 << 8)?,
+            0xc6 => self.len_at_least(Self::u32, 1 << 16)?,
+            _ => return None,
+        };
+        self.take(n)
+    }
+
+    /// An integer in its shortest form.
+    pub(crate) fn int_value(&mut self) -> Option<i64> {
+        let start = self.pos;
+        let b = *self.data.get(start)?;
+        if matches!(b, 0x80..=0xc3 | 0xc4..=0xcb | 0xd4..=0xdf) {
+            return None; // containers, strings, bins, nil, bools, floats, extensions
+        }
+        self.value(0)?; // the shortest-form checks
+        let body = &self.data[start + 1..self.pos];
+        Some(match b {
+            0x00..=0x7f => b as i64,
+            0xe0..=0xff => b as i8 as i64,
+            0xcc => body[0] as i64,
+            0xcd => u16::from_be_bytes(body.try_into().ok()?) as i64,
+            0xce => u32::from_be_bytes(body.try_into().ok()?) as i64,
+            0xcf => i64::try_from(u64::from_be_bytes(body.try_into().ok()?)).ok()?,
+            0xd0 => i8::from_be_bytes(body.try_into().ok()?) as i64,
+            0xd1 => i16::from_be_bytes(body.try_into().ok()?) as i64,
+            0xd2 => i32::from_be_bytes(body.try_into().ok()?) as i64,
+            0xd3 => i64::from_be_bytes(body.try_into().ok()?),
+            _ => return None,
+        })
+    }
+
+    /// The entry count of a map with the shortest header (its entries follow).
+    pub(crate) fn map_len(&mut self) -> Option<usize> {
+        match self.byte()? {
+            b @ 0x80..=0x8f => Some((b & 0x0f) as usize),
+            0xde => self.len_at_least(Self::u16, 16),
+            0xdf => self.len_at_least(Self::u32, 1 << 16),
+            _ => None,
+        }
+    }
+
+    /// The element count of an array with the shortest header (its elements follow).
+    pub(crate) fn array_len(&mut self) -> Option<usize> {
+        match self.byte()? {
+            b @ 0x90..=0x9f => Some((b & 0x0f) as usize),
+            0xdc => self.len_at_least(Self::u16, 16),
+            0xdd => self.len_at_least(Self::u32, 1 << 16),
+            _ => None,
+        }
+    }
+
+    /// The keys of a map whose header has just been read: each a canonical `str`, strictly
+    /// increasing (`prev` carries the last one between calls).
+    pub(crate) fn next_key(&mut self, prev: &mut Option<&'a str>) -> Option<&'a str> {
+        let key = self.str_value()?;
+        if prev.is_some_and(|p| key <= p) {
+            return None;
+        }
+        *prev = Some(key);
+        Some(key)
+    }
+
     fn array(&mut self, n: usize, depth: usize) -> Option<()> {
         // no allocation by `n`: each element takes at least one byte, so a lying length runs
         // out of input after at most `data.len()` rounds

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use ahash::AHashMap;
 
-use crate::codec::Writer;
+use crate::codec::{self, Writer};
 use crate::value::{self, Value};
 
 /// Why execution stopped: the block is declined, or the state reader failed (passed through).
@@ -57,18 +57,6 @@ pub struct BlockInfo<'a> {
 /// Longest identifier (`_rules.MAX_ID_LEN`) and list (`_rules.MAX_IDS`).
 const MAX_ID_LEN: usize = 512;
 const MAX_IDS: usize = 10_000;
-const FIELDS: [&str; 10] = [
-    "type",
-    "eventID",
-    "eventTime",
-    "eventTimeZoneOffset",
-    "action",
-    "bizStep",
-    "disposition",
-    "epcList",
-    "bizLocation",
-    "readPoint",
-];
 /// Application identifiers whose keys `_ids.company_digits` reads a company prefix from.
 const GS1_AIS: [&str; 10] = [
     "01", "00", "8003", "414", "417", "8004", "253", "8010", "8017", "8018",
@@ -85,12 +73,19 @@ struct Slot {
 struct State<'a, E> {
     read: &'a mut Reader<'a, E>,
     slots: AHashMap<Vec<u8>, Slot>,
+    /// the buffer records are encoded in (`put`)
+    writer: Writer,
 }
 
 impl<E> State<'_, E> {
     /// The value at `key` (None: absent, or a stored nil, which the reference cannot tell apart).
     fn get(&mut self, key: &[u8]) -> Res<Option<Rc<Value>>, E> {
-        if let Some(slot) = self.slots.get(key) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            if let Some(Value::Raw(raw)) = slot.value.as_deref() {
+                // a record this block wrote as bytes, read again: take it apart once
+                let v = value::decode(raw).ok_or(Stop::Decline)?;
+                slot.value = Some(Rc::new(v));
+            }
             return Ok(slot.value.clone());
         }
         let raw = (self.read)(key).map_err(Stop::Read)?;
@@ -111,7 +106,17 @@ impl<E> State<'_, E> {
         Ok(value)
     }
 
-    fn put(&mut self, key: Vec<u8>, v: Value) {
+    fn put(&mut self, key: Vec<u8>, v: Value) -> Res<(), E> {
+        // a record is encoded now, while its parts are in the cache: encoded at the end of the
+        // block, walking thousands of records scattered over the heap, encoding was a third
+        // of the executor's time (cache misses); a later read in the same block (rare)
+        // decodes it again
+        let v = match v {
+            Value::Map(_) | Value::Array(_) => {
+                Value::Raw(value::encode_with(&v, &mut self.writer).ok_or(Stop::Decline)?)
+            }
+            v => v,
+        };
         self.slots.insert(
             key,
             Slot {
@@ -119,56 +124,148 @@ impl<E> State<'_, E> {
                 dirty: true,
             },
         );
+        Ok(())
     }
 
     /// The written keys and their encoded values, in key order (the store puts a batch in
     /// key order, and sorting what is already sorted costs it next to nothing).
     fn into_writes(self) -> Option<Writes> {
-        let mut out = Vec::with_capacity(self.slots.len());
-        let mut w = Writer::with_capacity(4096);
-        for (k, slot) in self.slots {
-            if slot.dirty {
-                out.push((k, value::encode_with(slot.value.as_deref()?, &mut w)?));
+        let State {
+            slots, mut writer, ..
+        } = self;
+        let w = &mut writer;
+        let mut out = Vec::with_capacity(slots.len());
+        for (k, slot) in slots {
+            if !slot.dirty {
+                continue;
             }
+            let v = match slot.value.map(Rc::try_unwrap)? {
+                Ok(Value::Raw(bytes)) => bytes, // already the encoding: no copy
+                Ok(v) => value::encode_with(&v, w)?,
+                Err(shared) => value::encode_with(&shared, w)?,
+            };
+            out.push((k, v));
         }
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Some(out)
     }
 }
 
-/// One transaction's fields, from its canonical map.
-struct Tx {
-    chain: Vec<u8>,
-    kind: String,
-    body: BTreeMap<String, Value>,
-    signer: Vec<u8>,
+/// One transaction's fields, read in place from its canonical bytes.
+struct Tx<'a> {
+    chain: &'a [u8],
+    kind: &'a str,
+    body: Body<'a>,
+    /// the body's canonical encoding, as it stands in the transaction
+    body_raw: &'a [u8],
+    signer: &'a [u8],
     nonce: i64,
 }
 
-fn parse_tx(raw: &[u8]) -> Option<Tx> {
-    let Value::Map(mut m) = value::decode(raw)? else {
-        return None;
-    };
-    if m.len() != 7 || m.get("v") != Some(&Value::Int(1)) || !m.contains_key("sig") {
+/// The body fields this executor handles, read in place; each is None when absent.
+/// A field of an unexpected type, or any other field, has already declined.
+#[derive(Default)]
+struct Body<'a> {
+    typ: Option<&'a str>,
+    event_id: Option<&'a str>,
+    event_time: Option<&'a str>,
+    tz: Option<&'a str>,
+    action: Option<&'a str>,
+    biz_step: Option<&'a str>,
+    disposition: Option<&'a str>,
+    epcs: Option<Vec<&'a str>>,
+    /// the `id` of `bizLocation` and of `readPoint` (a location map without a string `id`
+    /// declines, as `_rules._loc` rejects it)
+    biz_location: Option<&'a str>,
+    read_point: Option<&'a str>,
+}
+
+/// The transaction map (`Transaction.encode`): exactly its seven fields, each of its type,
+/// in canonical form; the body is read field by field as it goes (`read_body`), so that every
+/// byte of `body_raw` has been checked to be canonical before a record copies it.
+fn parse_tx(raw: &[u8]) -> Option<Tx<'_>> {
+    let mut r = codec::Reader { data: raw, pos: 0 };
+    if r.map_len()? != 7 {
         return None;
     }
-    let (Some(Value::Bin(chain)), Some(Value::Str(kind)), Some(Value::Map(body))) =
-        (m.remove("chain"), m.remove("kind"), m.remove("body"))
-    else {
-        return None;
-    };
-    let (Some(Value::Bin(signer)), Some(Value::Int(nonce))) =
-        (m.remove("signer"), m.remove("nonce"))
-    else {
-        return None;
-    };
-    (nonce >= 0).then_some(Tx {
-        chain,
-        kind,
+    let mut prev = None;
+    let (mut chain, mut kind, mut body, mut signer, mut nonce) = (None, None, None, None, None);
+    let mut version_ok = false;
+    for _ in 0..7 {
+        match r.next_key(&mut prev)? {
+            "body" => {
+                let start = r.pos;
+                let b = read_body(&mut r)?;
+                body = Some((b, &raw[start..r.pos]));
+            }
+            "chain" => chain = Some(r.bin_value()?),
+            "kind" => kind = Some(r.str_value()?),
+            "nonce" => nonce = Some(r.int_value()?),
+            "sig" => r.value(1)?,
+            "signer" => signer = Some(r.bin_value()?),
+            "v" => version_ok = r.int_value()? == 1,
+            _ => return None,
+        }
+    }
+    let ((body, body_raw), nonce) = (body?, nonce?);
+    (version_ok && r.pos == raw.len() && nonce >= 0).then_some(Tx {
+        chain: chain?,
+        kind: kind?,
         body,
-        signer,
+        body_raw,
+        signer: signer?,
         nonce,
     })
+}
+
+/// An ObjectEvent body (depth 1 in the transaction): the handled fields, each of the type
+/// `check_object_event` needs; None (decline) for any other field or type.
+fn read_body<'a>(r: &mut codec::Reader<'a>) -> Option<Body<'a>> {
+    let n = r.map_len()?;
+    let mut b = Body::default();
+    let mut prev = None;
+    for _ in 0..n {
+        match r.next_key(&mut prev)? {
+            "type" => b.typ = Some(r.str_value()?),
+            "eventID" => b.event_id = Some(r.str_value()?),
+            "eventTime" => b.event_time = Some(r.str_value()?),
+            "eventTimeZoneOffset" => b.tz = Some(r.str_value()?),
+            "action" => b.action = Some(r.str_value()?),
+            "bizStep" => b.biz_step = Some(r.str_value()?),
+            "disposition" => b.disposition = Some(r.str_value()?),
+            "epcList" => {
+                let count = r.array_len()?;
+                if count > MAX_IDS {
+                    return None;
+                }
+                let mut epcs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    epcs.push(r.str_value()?);
+                }
+                b.epcs = Some(epcs);
+            }
+            "bizLocation" => b.biz_location = Some(read_location(r)?),
+            "readPoint" => b.read_point = Some(read_location(r)?),
+            _ => return None,
+        }
+    }
+    Some(b)
+}
+
+/// A location map (depth 2): its string `id`; the other entries are free but must be
+/// canonical (they are copied into the event record).
+fn read_location<'a>(r: &mut codec::Reader<'a>) -> Option<&'a str> {
+    let n = r.map_len()?;
+    let mut prev = None;
+    let mut id = None;
+    for _ in 0..n {
+        if r.next_key(&mut prev)? == "id" {
+            id = Some(r.str_value()?);
+        } else {
+            r.value(3)?;
+        }
+    }
+    id
 }
 
 /// The write set of a block of transactions (canonical bytes, as `Transaction.encode` gives
@@ -183,6 +280,7 @@ pub fn execute<E>(
         read,
         // an ObjectEvent touches about six keys: no rehashing (and moving) mid-block
         slots: AHashMap::with_capacity(txs.len() * 8),
+        writer: Writer::with_capacity(4096),
     };
     for &(raw, tx_id) in txs {
         let tx = parse_tx(raw).ok_or(Stop::Decline)?;
@@ -223,7 +321,7 @@ fn apply<E>(
     tx_id: &[u8],
 ) -> Res<(), E> {
     ensure(tx.chain == block.chain)?;
-    let agent = st.get(&key(b"agent/", &tx.signer))?.ok_or(Stop::Decline)?;
+    let agent = st.get(&key(b"agent/", tx.signer))?.ok_or(Stop::Decline)?;
     let agent = agent.as_map().ok_or(Stop::Decline)?;
     ensure(agent.get("active").ok_or(Stop::Decline)?.truthy())?;
     let org_name = agent
@@ -236,7 +334,7 @@ fn apply<E>(
         .ok_or(Stop::Decline)?;
     let org = org.as_map().ok_or(Stop::Decline)?;
     ensure(org.get("active").ok_or(Stop::Decline)?.truthy())?;
-    let expected = match st.get(&key(b"nonce/", &tx.signer))?.as_deref() {
+    let expected = match st.get(&key(b"nonce/", tx.signer))?.as_deref() {
         None => 0,
         Some(Value::Int(last)) => last.checked_add(1).ok_or(Stop::Decline)?,
         Some(_) => return decline(),
@@ -252,7 +350,7 @@ fn apply<E>(
         may_write |= rules.write_roles.contains(r);
     }
     ensure(may_write)?;
-    st.put(key(b"nonce/", &tx.signer), Value::Int(tx.nonce));
+    st.put(key(b"nonce/", tx.signer), Value::Int(tx.nonce))?;
     object_event(rules, block, st, tx, tx_id, &org_name)?;
     Ok(())
 }
@@ -261,7 +359,7 @@ fn apply<E>(
 struct View<'b> {
     event_id: &'b str,
     action: &'b str,
-    epcs: &'b [Value],
+    epcs: &'b [&'b str],
     time_ms: i64,
     biz_step: Option<&'b str>,
     disposition: Option<&'b str>,
@@ -269,8 +367,8 @@ struct View<'b> {
 }
 
 /// `_rules._id`: a string of 1 to `MAX_ID_LEN` characters holding a colon.
-fn is_id(v: &Value) -> bool {
-    matches!(v, Value::Str(s) if s.contains(':') && !s.is_empty() && s.chars().count() <= MAX_ID_LEN)
+fn is_id(s: &str) -> bool {
+    s.contains(':') && !s.is_empty() && s.chars().count() <= MAX_ID_LEN
 }
 
 /// `_vocab.vocab_ok` for a string.
@@ -280,65 +378,54 @@ fn vocab_ok(s: &str, words: &HashSet<String>, cbv_prefixes: &[String]) -> bool {
             || (s.contains(':') && !cbv_prefixes.iter().any(|p| s.starts_with(p.as_str()))))
 }
 
-/// An optional vocabulary field: absent, or a string `vocab_ok` accepts (an explicit nil
-/// declines, as any other type does).
+/// An optional vocabulary field: absent, or a string `vocab_ok` accepts (another type, an
+/// explicit nil included, has declined in `read_body`).
 fn vocab_field<'b, E>(
-    body: &'b BTreeMap<String, Value>,
-    field: &str,
+    value: Option<&'b str>,
     words: &HashSet<String>,
     rules: &Rules,
 ) -> Res<Option<&'b str>, E> {
-    match body.get(field) {
+    match value {
         None => Ok(None),
-        Some(Value::Str(s)) if vocab_ok(s, words, &rules.cbv_prefixes) => Ok(Some(s)),
+        Some(s) if vocab_ok(s, words, &rules.cbv_prefixes) => Ok(Some(s)),
         Some(_) => decline(),
     }
 }
 
-/// `_rules._loc`: absent, or a map whose `id` is an identifier (other entries are free).
-fn location<'b, E>(body: &'b BTreeMap<String, Value>, field: &str) -> Res<Option<&'b str>, E> {
-    match body.get(field) {
+/// `_rules._loc`: absent, or a map whose `id` is an identifier (other entries are free; a
+/// map without a string `id` has declined in `read_body`).
+fn location<E>(id: Option<&str>) -> Res<Option<&str>, E> {
+    match id {
         None => Ok(None),
-        Some(Value::Map(m)) => match m.get("id") {
-            Some(id @ Value::Str(s)) if is_id(id) => Ok(Some(s)),
-            _ => decline(),
-        },
+        Some(s) if is_id(s) => Ok(Some(s)),
         Some(_) => decline(),
     }
 }
 
-/// `_rules.check_event` for an ObjectEvent made only of the handled fields.
-fn check_object_event<'b, E>(rules: &Rules, body: &'b BTreeMap<String, Value>) -> Res<View<'b>, E> {
-    ensure(body.keys().all(|k| FIELDS.contains(&k.as_str())))?;
-    if let Some(t) = body.get("type") {
-        ensure(t.as_str() == Some("ObjectEvent"))?;
+/// `_rules.check_event` for an ObjectEvent made only of the handled fields (`read_body` has
+/// declined any other field and any value of another type).
+fn check_object_event<'b, E>(rules: &Rules, body: &'b Body<'b>) -> Res<View<'b>, E> {
+    if let Some(t) = body.typ {
+        ensure(t == "ObjectEvent")?;
     }
-    let event_id = match body.get("eventID") {
-        Some(v @ Value::Str(s)) if is_id(v) => s.as_str(),
+    let event_id = match body.event_id {
+        Some(s) if is_id(s) => s,
         _ => return decline(),
     };
-    let time_ms = match body.get("eventTime") {
-        Some(Value::Str(s)) => parse_time_ms(s).ok_or(Stop::Decline)?,
+    let time_ms = parse_time_ms(body.event_time.ok_or(Stop::Decline)?).ok_or(Stop::Decline)?;
+    ensure(body.tz.is_some_and(tz_ok))?;
+    let action = match body.action {
+        Some(s @ ("ADD" | "OBSERVE" | "DELETE")) => s,
         _ => return decline(),
     };
-    match body.get("eventTimeZoneOffset") {
-        Some(Value::Str(s)) if tz_ok(s) => {}
-        _ => return decline(),
-    }
-    let action = match body.get("action") {
-        Some(Value::Str(s)) if matches!(s.as_str(), "ADD" | "OBSERVE" | "DELETE") => s.as_str(),
-        _ => return decline(),
-    };
-    let biz_step = vocab_field(body, "bizStep", &rules.biz_steps, rules)?;
-    let disposition = vocab_field(body, "disposition", &rules.dispositions, rules)?;
-    let biz_location = location(body, "bizLocation")?;
-    location(body, "readPoint")?;
-    let Some(Value::Array(epcs)) = body.get("epcList") else {
-        return decline();
-    };
-    ensure(epcs.len() <= MAX_IDS && epcs.iter().all(is_id))?;
+    let biz_step = vocab_field(body.biz_step, &rules.biz_steps, rules)?;
+    let disposition = vocab_field(body.disposition, &rules.dispositions, rules)?;
+    let biz_location = location(body.biz_location)?;
+    location(body.read_point)?;
+    let epcs = body.epcs.as_deref().ok_or(Stop::Decline)?;
+    ensure(epcs.len() <= MAX_IDS && epcs.iter().all(|e| is_id(e)))?;
     let mut distinct = HashSet::with_capacity(epcs.len());
-    ensure(epcs.iter().all(|e| distinct.insert(e.as_str())))?;
+    ensure(epcs.iter().all(|e| distinct.insert(*e)))?;
     Ok(View {
         event_id,
         action,
@@ -577,15 +664,14 @@ fn object_event<E>(
         Some(&Value::Int(n)) if n >= 0 => n,
         Some(_) => return decline(),
     };
-    st.put(b"meta/seq".to_vec(), Value::Int(n + 1));
-    st.put(seq_key(b"es/", n), Value::str(eid));
+    st.put(b"meta/seq".to_vec(), Value::Int(n + 1))?;
+    st.put(seq_key(b"es/", n), Value::str(eid))?;
 
     // _Touched.use for each EPC, in order; a repeated key (two spellings of one object) is
     // the record already loaded
     let add = v.action == "ADD";
     let mut objs: Vec<(String, BTreeMap<String, Value>)> = Vec::new();
-    for uri in v.epcs {
-        let uri = uri.as_str().ok_or(Stop::Decline)?;
+    for &uri in v.epcs {
         let k = id_key(uri).ok_or(Stop::Decline)?;
         let at = match objs.iter().position(|(x, _)| *x == k) {
             Some(i) => i,
@@ -651,26 +737,35 @@ fn object_event<E>(
                     o.insert("xs".to_owned(), Value::Bool(true));
                     let mut xe = key(b"xe/", k.as_bytes());
                     xe.push(0);
-                    st.put(seq_key(&xe, n), Value::str(eid));
+                    st.put(seq_key(&xe, n), Value::str(eid))?;
                 }
                 Some(_) => return decline(),
             }
         }
-        st.put(key(b"obj/", k.as_bytes()), Value::Map(o));
+        st.put(key(b"obj/", k.as_bytes()), Value::Map(o))?;
     }
 
-    // the event itself, last: it takes the body over
-    let time_ms = v.time_ms;
-    let mut rec = BTreeMap::new();
-    rec.insert("k".to_owned(), Value::Str(tx.kind));
-    rec.insert("b".to_owned(), Value::Map(tx.body));
-    rec.insert("org".to_owned(), Value::str(org));
-    rec.insert("tx".to_owned(), Value::Bin(tx_id.to_vec()));
-    rec.insert("h".to_owned(), Value::Int(block.height));
-    rec.insert("t".to_owned(), Value::Int(block.time_ms));
-    rec.insert("seq".to_owned(), Value::Int(n));
-    rec.insert("tm".to_owned(), Value::Int(time_ms));
-    st.put(ekey, Value::Map(rec));
+    // the event itself, last: written straight into its encoding, the body copied from the
+    // transaction's bytes (canonical, as `read_body` checked), keys in canonical order
+    let mut w = Writer::with_capacity(tx.body_raw.len() + 128);
+    w.map(8);
+    w.str(b"b");
+    w.out.extend_from_slice(tx.body_raw);
+    w.str(b"h");
+    w.int(block.height);
+    w.str(b"k");
+    ensure(w.str(tx.kind.as_bytes()))?;
+    w.str(b"org");
+    ensure(w.str(org.as_bytes()))?;
+    w.str(b"seq");
+    w.int(n);
+    w.str(b"t");
+    w.int(block.time_ms);
+    w.str(b"tm");
+    w.int(v.time_ms);
+    w.str(b"tx");
+    ensure(w.bin(tx_id))?;
+    st.put(ekey, Value::Raw(w.out))?;
     Ok(())
 }
 

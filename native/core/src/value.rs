@@ -20,6 +20,10 @@ pub enum Value {
     Bin(Vec<u8>),
     Array(Vec<Value>),
     Map(BTreeMap<String, Value>),
+    /// A value already in its canonical encoding (these bytes, checked or written as such),
+    /// written out as it stands: a record built straight into bytes, or a part of a
+    /// transaction copied into a record without being taken apart and put together again.
+    Raw(Vec<u8>),
 }
 
 impl Value {
@@ -33,6 +37,7 @@ impl Value {
             Value::Bin(b) => !b.is_empty(),
             Value::Array(a) => !a.is_empty(),
             Value::Map(m) => !m.is_empty(),
+            Value::Raw(b) => decode(b).is_some_and(|v| v.truthy()),
         }
     }
 
@@ -90,6 +95,7 @@ fn write(v: &Value, depth: usize, w: &mut Writer) -> bool {
                 && m.iter()
                     .all(|(k, x)| w.str(k.as_bytes()) && write(x, depth + 1, w));
         }
+        Value::Raw(b) => w.out.extend_from_slice(b),
     }
     true
 }
