@@ -8,7 +8,7 @@ the quorum of commit votes over `(chain, height, round, block_hash)`. It lives h
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger._codec import check_version, decode, encode
@@ -87,6 +87,17 @@ def _block_parts(m: Any) -> tuple[BlockHeader, list[bytes]]:
 class Block:
     header: BlockHeader
     txs: tuple[Transaction, ...]
+    # `body_root`, once computed: a validator computes it when it rebuilds a compact proposal
+    # and again in `check_body`, on the same object (`txs` is a tuple: it cannot change)
+    _body_root: bytes | None = field(default=None, init=False, compare=False, repr=False)
+
+    def body_root(self) -> bytes:
+        """`tx_root(self.txs)`, computed once per object."""
+        root = self._body_root
+        if root is None:
+            root = tx_root(self.txs)
+            object.__setattr__(self, "_body_root", root)
+        return root
 
     @property
     def hash(self) -> bytes:
@@ -133,7 +144,7 @@ class Block:
         if h.tx_count != len(self.txs):
             raise VerificationError(f"block {h.height}: tx_count {h.tx_count} but "
                                     f"{len(self.txs)} transactions", code="tx_count")
-        if tx_root(self.txs) != h.tx_root:
+        if self.body_root() != h.tx_root:
             raise VerificationError(f"block {h.height}: tx_root does not match its transactions",
                                     code="tx_root")
         for tx in self.txs:

@@ -27,7 +27,7 @@ from typing import Any
 
 from consensus import Proposal, decode_message
 from ledger import Block, Transaction, decode, encode
-from ledger._block import MAX_BLOCK_TXS, BlockHeader, tx_root
+from ledger._block import MAX_BLOCK_TXS, BlockHeader
 from ledger.errors import DecodeError
 
 COMPACT_VERSION = 1
@@ -131,10 +131,10 @@ def rebuild(compact: CompactProposal, lookup: Callable[[bytes], Transaction | No
         if tx is None:
             raise KeyError(i)
         txs.append(tx)
-    if tx_root(txs) != compact.header.tx_root:
+    block = Block(header=compact.header, txs=tuple(txs))
+    if block.body_root() != compact.header.tx_root:
         raise DecodeError("compact proposal: the transactions do not match the header's "
                           "tx_root", code="compact_tx_root")
-    block = Block(header=compact.header, txs=tuple(txs))
     data = block.encode()
     full = dict(compact.proposal)
     full["block"] = data
