@@ -21,6 +21,7 @@ BLOCK_VERSION = 1
 SEAL_VERSION = 1
 COMMIT_SIGN_DOMAIN = b"partledger/commit/v1\x00"
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
+MAX_HEADER_BYTES = 4096  # a header is about 300 bytes
 MAX_BLOCK_TXS = 20_000
 _HEADER_FIELDS = frozenset({"v", "chain", "height", "prev_hash", "time_ms", "proposer", "tx_root",
                             "tx_count", "state_root", "validators_hash"})
@@ -50,6 +51,10 @@ class BlockHeader:
     @property
     def hash(self) -> bytes:
         return sha256(self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlockHeader:
+        return cls.from_obj(decode(data, max_bytes=MAX_HEADER_BYTES))
 
     @classmethod
     def from_obj(cls, m: Any) -> BlockHeader:

@@ -364,11 +364,20 @@ def replay_store(store: Store, genesis: Genesis, app: Application | None, *,
                                   code="store_inconsistent")
             yield h, b, s
 
+    headers = 0  # stored header copies (`d/`; stores written before them have none)
+
     def check_hash_index(block: Block) -> None:
+        nonlocal headers
         h = block.height
         if store.height_of(block.hash) != h:
             raise ReplayError(f"block {h}: the store's hash index does not point to it",
                               height=h, code="store_index")
+        copy = store.header_raw(h)
+        if copy is not None:
+            if copy != block.header.encode():
+                raise ReplayError(f"block {h}: the store's copy of its header differs from "
+                                  "the block's", height=h, code="store_header")
+            headers += 1
 
     def check_tx_index(seen: dict[bytes, int]) -> None:
         """Every replayed transaction has exactly its (height, index) entry: one sequential
@@ -404,8 +413,8 @@ def replay_store(store: Store, genesis: Genesis, app: Application | None, *,
     except PartledgerError as exc:
         raise ReplayError(f"reading the store: {exc.message}", height=tip,
                           code=exc.code) from exc
-    expected = {b"b/": tip, b"c/": tip, b"h/": tip, b"r/": tip + 1, b"x/": report.txs,
-                b"m/": 3 if tip else 2}
+    expected = {b"b/": tip, b"c/": tip, b"d/": headers, b"h/": tip, b"r/": tip + 1,
+                b"x/": report.txs, b"m/": 3 if tip else 2}
     if app is not None:
         expected[b"s/"] = len(state)
     for fam, n in sorted(counts.items()):

@@ -254,7 +254,8 @@ def test_replay_store_single_byte_flips_in_table_file_fail_cleanly(tmp_path: Pat
 
 
 @pytest.mark.parametrize("edit", ["drop_index", "wrong_index", "stray_index", "extra_state",
-                                  "changed_state", "extra_key", "wrong_root"])
+                                  "changed_state", "extra_key", "wrong_root", "changed_header",
+                                  "stray_header"])
 def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str) -> None:
     c = make_consortium()
     with build_kv_chain(tmp_path / "db", c, blocks=3, txs=4) as s:
@@ -275,6 +276,10 @@ def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str
         db.put(key, value + b"!")
     elif edit == "extra_key":
         db.put(b"z/whatever", b"1")
+    elif edit == "changed_header":  # the copy listings read says another time
+        db.put(_h(b"d/", 2), dataclasses.replace(b2.header, time_ms=1).encode())
+    elif edit == "stray_header":
+        db.put(_h(b"d/", 4), b2.header.encode())
     else:
         db.put(_h(b"r/", 1), b"\0" * 32)
     db.close()
@@ -285,7 +290,9 @@ def test_replay_store_checks_indexes_and_stray_entries(tmp_path: Path, edit: str
                             "extra_state": "store_extra_entries",
                             "changed_state": "stored_state",
                             "extra_key": "store_extra_entries",
-                            "wrong_root": "stored_state_root"}[edit]
+                            "wrong_root": "stored_state_root",
+                            "changed_header": "store_header",
+                            "stray_header": "store_extra_entries"}[edit]
     if edit in ("drop_index", "wrong_index"):  # names the transaction and its block
         assert (e.value.height, e.value.tx) == (2, tx_id)
     if edit == "stray_index":

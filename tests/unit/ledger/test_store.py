@@ -45,6 +45,24 @@ def test_Store_commit_and_read_back(tmp_path: Path) -> None:
         assert s2.tip() == tip
 
 
+def test_Store_lists_headers_from_their_copies_and_without_them(tmp_path: Path) -> None:
+    """Headers are read from their own entries (a body is megabytes at saturation); a store
+    written before those existed answers from the bodies, the same headers."""
+    c = make_consortium()
+    with build_kv_chain(tmp_path / "db", c, blocks=3, txs=2) as s:
+        headers = [s.header(h) for h in (1, 2, 3)]
+        assert [s.header_raw(h) for h in (1, 2, 3)] == [h.encode() for h in headers if h]
+        assert s.header_raw(4) is None
+    raw_edit(tmp_path / "db", {struct.pack(">2sQ", b"d/", h): None for h in (1, 2, 3)})
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s:
+        assert s.header_raw(2) is None
+        assert [s.header(h) for h in (1, 2, 3)] == headers
+    raw_edit(tmp_path / "db", {struct.pack(">2sQ", b"d/", 2): b"\xc1"})
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s, \
+            pytest.raises(StoreError, match="header 2 does not decode"):
+        s.header(2)
+
+
 def test_Store_head_before_block_one(tmp_path: Path) -> None:
     c = make_consortium()
     with init_store(tmp_path / "db", c.genesis, KVApp()) as s:
