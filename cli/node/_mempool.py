@@ -104,7 +104,8 @@ class Mempool:
     def holds_identical(self, tx: Transaction) -> bool:
         """True if `tx` (same bytes) was admitted here, i.e. its signature is already checked."""
         mine = self._txs.get(tx.tx_id)
-        return mine is not None and mine.encode() == tx.encode()
+        # a proposal rebuilt here holds the mempool's own objects: no bytes to compare
+        return mine is not None and (mine is tx or mine.encode() == tx.encode())
 
     def statistics(self) -> MempoolStatistics:
         return MempoolStatistics(size=len(self._txs), bytes=self._bytes,
