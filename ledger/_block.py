@@ -95,6 +95,9 @@ class Block:
     # `body_root`, once computed: a validator computes it when it rebuilds a compact proposal
     # and again in `check_body`, on the same object (`txs` is a tuple: it cannot change)
     _body_root: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    # the canonical bytes, once known: encoded (1.4 ms at 2,000 transactions) for a proposal
+    # and again for the store, or the very bytes the block was decoded from
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     def body_root(self) -> bytes:
         """`tx_root(self.txs)`, computed once per object."""
@@ -117,11 +120,23 @@ class Block:
                 "txs": [t.encode() for t in self.txs]}
 
     def encode(self) -> bytes:
-        return encode(self.to_map())
+        data = self._encoded
+        if data is None:
+            data = encode(self.to_map())
+            object.__setattr__(self, "_encoded", data)
+        return data
 
     @classmethod
     def decode(cls, data: bytes) -> Block:
-        return cls.from_obj(decode(data, max_bytes=MAX_BLOCK_BYTES))
+        return cls.from_obj(decode(data, max_bytes=MAX_BLOCK_BYTES)).decoded_from(data)
+
+    def decoded_from(self, data: bytes) -> Block:
+        """This block, noting that it was decoded from `data`. The decoder accepts only the
+        canonical encoding of a value, so `data` is what `encode` would return: kept instead
+        of encoding again."""
+        if type(data) is bytes:
+            object.__setattr__(self, "_encoded", data)
+        return self
 
     @classmethod
     def parts(cls, data: bytes) -> tuple[BlockHeader, list[bytes]]:

@@ -284,4 +284,5 @@ def decode_block(data: bytes, *,
             raise DecodeError("block: each tx must be bytes", code="block_shape")
         tx = known(raw)
         txs.append(tx if tx is not None else Transaction.decode(raw))
-    return Block(header=BlockHeader.from_obj(m["header"]), txs=tuple(txs))
+    # the known transactions are byte-identical to the raws: the block encodes to `data`
+    return Block(header=BlockHeader.from_obj(m["header"]), txs=tuple(txs)).decoded_from(data)

@@ -117,6 +117,23 @@ def test_Block_roundtrip_and_body_checks() -> None:
         Block.decode(b.encode() + b"\x00")
 
 
+def test_Block_encoding_and_root_are_computed_once_and_never_carried_over() -> None:
+    """`encode` and `body_root` are remembered per object (a block's bytes are a megabyte at
+    saturation), a decoded block remembers its own bytes, and a block made from another one
+    (`dataclasses.replace`) computes its own."""
+    b = _block()
+    data = b.encode()
+    assert b.encode() is data and b.body_root() is b.body_root()
+    decoded = Block.decode(bytes(bytearray(data)))  # equal bytes, another object
+    assert decoded.encode() is not data and decoded.encode() == data
+    again = Block.decode(data)
+    assert again.encode() is data
+    other = dataclasses.replace(b, header=dataclasses.replace(b.header, height=b.height + 1))
+    assert other.encode() != data and Block.decode(other.encode()) == other
+    fewer = dataclasses.replace(b, txs=b.txs[:2])
+    assert fewer.body_root() == tx_root(b.txs[:2]) != b.body_root()
+
+
 def test_Block_parts_leave_the_transactions_undecoded() -> None:
     b = _block()
     assert Block.parts(b.encode()) == (b.header, [t.encode() for t in b.txs])
