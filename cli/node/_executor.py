@@ -163,11 +163,12 @@ class Executor:
         return Built(block=block, writes=writes, rejected=rejected)
 
     # -- validators ---------------------------------------------------------------------------
-    def validate(self, block: Block, *, verified: Callable[[Transaction], bool] | None = None,
+    def validate(self, block: Block, *, unverified: Sequence[Transaction] | None = None,
                  check_clock: bool = True) -> Verdict:
         """Would this node vote for `block` as the next block? Keeps its writes for commit.
 
-        `verified(tx)` says whether a transaction's signature was already checked here.
+        `unverified`: the block's transactions whose signatures were not checked here yet
+        (None: all of them).
         """
         head = self.head()
         h = block.header
@@ -192,7 +193,7 @@ class Executor:
             block.check_body()
         except VerificationError as exc:
             return Verdict(ok=False, code=exc.code, reason=exc.message)
-        unchecked = [tx for tx in block.txs if verified is None or not verified(tx)]
+        unchecked = block.txs if unverified is None else unverified
         if unchecked:
             for tx, ok in zip(unchecked, verify_transactions(unchecked), strict=True):
                 if not ok:

@@ -520,14 +520,13 @@ class Node:
         except (DecodeError, PartledgerError) as exc:
             log.info("proposal %d/%d does not decode: %s", action.height, action.round, exc)
             return False
-        verified = [self.mempool.holds_identical(tx) for tx in block.txs]
-        by_id = {tx.tx_id: ok for tx, ok in zip(block.txs, verified, strict=True)}
+        holds = self.mempool.holds_identical
+        unverified = [tx for tx in block.txs if not holds(tx)]
         async with self._exec_lock:
             if block.height != self.store.height + 1:
                 return False
             verdict = await self._timed("validate", self.offload.run(
-                "validate", lambda: self.executor.validate(
-                    block, verified=lambda t: by_id.get(t.tx_id, False)),
+                "validate", lambda: self.executor.validate(block, unverified=unverified),
                 txs=len(block.txs)), txs=len(block.txs))
         if not verdict.ok:
             self.counters.proposals_refused += 1

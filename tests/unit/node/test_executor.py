@@ -88,6 +88,11 @@ def test_Executor_refuses_blocks_that_do_not_check_out(tmp_path: Path) -> None:
     for code, block in cases.items():
         verdict = ex.validate(block)
         assert not verdict.ok and verdict.code == code, (code, verdict)
+    # only the transactions named unverified are checked (the node names those its mempool
+    # has not admitted byte for byte)
+    forged = cases["bad_tx_signature"]
+    assert ex.validate(forged, unverified=[forged_tx]).code == "bad_tx_signature"
+    assert ex.validate(forged, unverified=[good.txs[1]]).ok
     assert ex.store.height == 0
 
 
