@@ -83,6 +83,7 @@ P_HEADER = b"d/"
 P_TX = b"x/"
 P_STATE = b"s/"
 MAX_STATE_KEY_BYTES = 1024
+_INDEX_ENTRY = struct.Struct(">QI")  # x/<tx id>: height, index in the block
 
 
 def _why(exc: BaseException) -> str:
@@ -533,7 +534,7 @@ class Store:
         if len(raw) != 12:
             raise StoreError(f"store {self.path}: tx index entry for {tx_id.hex()} is malformed",
                              code="store_corrupt")
-        h, i = struct.unpack(">QI", raw)
+        h, i = _INDEX_ENTRY.unpack(raw)
         return int(h), int(i)
 
     def iter_tx_index(self) -> Iterator[tuple[bytes, int, int]]:
@@ -545,7 +546,7 @@ class Store:
             if len(raw) != 12:
                 raise StoreError(f"store {self.path}: tx index entry for {k[n:].hex()} is "
                                  "malformed", code="store_corrupt")
-            h, i = struct.unpack(">QI", raw)
+            h, i = _INDEX_ENTRY.unpack(raw)
             yield k[n:], int(h), int(i)
 
     def key_counts(self) -> dict[bytes, int]:
@@ -637,12 +638,14 @@ class Store:
         if root != h.state_root:
             raise StoreError(f"block {h.height}: header state root does not follow from its "
                              "write set", code="store_bad_state_root")
-        index_entries = []
-        for i, tx in enumerate(block.txs):
-            if self._get(P_TX + tx.tx_id) is not None:
-                raise StoreError(f"block {h.height}: transaction {tx.tx_id.hex()} is already "
-                                 "committed", code="store_duplicate_tx")
-            index_entries.append((P_TX + tx.tx_id, struct.pack(">QI", h.height, i)))
+        index_keys = [P_TX + tx.tx_id for tx in block.txs]
+        known = self._keys  # most ids are new: the key filter answers without LevelDB
+        for key in index_keys:
+            if (known is None or key in known) and self._get(key) is not None:
+                raise StoreError(f"block {h.height}: transaction {key[len(P_TX):].hex()} is "
+                                 "already committed", code="store_duplicate_tx")
+        pack = _INDEX_ENTRY.pack
+        index_entries = [(key, pack(h.height, i)) for i, key in enumerate(index_keys)]
         tip = Tip(h.height, bhash, root)
         # the body first: a crash before the batch below leaves only a body above the tip
         self._put_bodies([(_h(P_BLOCK, h.height), block.encode())])
@@ -651,8 +654,7 @@ class Store:
             wb.put(_h(P_ROOT, h.height), root)
             wb.put(P_HASH + bhash, struct.pack(">Q", h.height))
             wb.put(_h(P_HEADER, h.height), h.encode())
-            for k, v in index_entries:
-                wb.put(k, v)
+            _put_all(wb, index_entries)
             _put_writes(wb, writes)
             wb.put(K_TIP, encode({"v": TIP_VERSION, "height": tip.height,
                                   "hash": tip.block_hash, "state_root": tip.state_root}))
@@ -767,11 +769,15 @@ def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
         for k, v in writes.items():
             if v is None:
                 wb.delete(P_STATE + k)
+    _put_all(wb, puts)
+
+
+def _put_all(wb: Any, items: list[tuple[bytes, bytes]]) -> None:
     if isinstance(wb, _FilteredBatch):
-        wb.put_many(puts)
+        wb.put_many(items)
     else:
         put = wb.put
-        for k, v in puts:
+        for k, v in items:
             put(k, v)
 
 

@@ -12,6 +12,7 @@ import plyvel
 import pytest
 
 from ledger import Block, Store, encode
+from ledger._app import next_state_root
 from ledger._block import tx_root
 from ledger._chain import ChainBuilder, init_store, seal_block
 from ledger._store import BODIES_DIR, STORE_FORMAT, StoreStats, parse_leveldb_stats
@@ -130,6 +131,15 @@ def test_Store_commit_block_refuses_bad_blocks(tmp_path: Path) -> None:
         with pytest.raises(StoreError) as e:
             s.commit_block(blk, seal3, {})
         assert e.value.code == "store_bad_seal"
+        # a transaction block 2 already holds, in block 4 (the header otherwise right)
+        old_tx = s.block(2).txs[1]  # type: ignore[union-attr]
+        root = next_state_root(tip.state_root, {})
+        hdr = dataclasses.replace(good.header, height=4, prev_hash=good.hash, state_root=root,
+                                  tx_root=tx_root([old_tx]), tx_count=1)
+        blk = Block(header=hdr, txs=(old_tx,))
+        with pytest.raises(StoreError) as e:
+            s.commit_block(blk, seal_block(c.genesis, blk, c.nodes), {})
+        assert e.value.code == "store_duplicate_tx" and old_tx.tx_id.hex() in e.value.message
         assert s.tip() == tip and s.block(4) is None
 
 
