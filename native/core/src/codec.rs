@@ -367,16 +367,21 @@ impl Writer {
     }
 }
 
-/// The canonical encoding of a write set as `ledger._app.next_state_root` defines it: the list
-/// of `[key, value]` pairs (`bin` key, `bin` value or nil) sorted by key. None if the document
-/// would exceed `MAX_DOCUMENT_BYTES` (the Python encoder refuses it). Keys must be distinct.
-pub fn write_set_document(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<Vec<u8>> {
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let size: usize = pairs
-        .iter()
-        .map(|(k, v)| 12 + k.len() + v.map_or(0, <[u8]>::len))
-        .sum();
-    let mut w = Writer::with_capacity(size + 8);
+/// SHA-256 of the canonical encoding of a write set as `ledger._app.next_state_root` defines
+/// it: the list of `[key, value]` pairs (`bin` key, `bin` value or nil) sorted by key. None if
+/// that document would exceed `MAX_DOCUMENT_BYTES` (the Python encoder refuses it). Keys must
+/// be distinct. The document is hashed as it is encoded, through a small buffer, instead of
+/// being built whole (a block's is megabytes); pairs already in key order (the native
+/// executor's) are not sorted again.
+pub fn write_set_digest(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    const CHUNK: usize = 64 * 1024;
+    if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    let mut hasher = Sha256::new();
+    let mut w = Writer::with_capacity(CHUNK + 1024);
+    let mut total = 0usize;
     if !w.array(pairs.len()) {
         return None;
     }
@@ -393,8 +398,21 @@ pub fn write_set_document(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<Vec<u8
             }
             None => w.nil(),
         }
+        if w.out.len() >= CHUNK {
+            total += w.out.len();
+            if total > MAX_DOCUMENT_BYTES {
+                return None;
+            }
+            hasher.update(&w.out);
+            w.out.clear();
+        }
     }
-    (w.out.len() <= MAX_DOCUMENT_BYTES).then_some(w.out)
+    total += w.out.len();
+    if total > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    hasher.update(&w.out);
+    Some(hasher.finalize().into())
 }
 
 #[cfg(test)]

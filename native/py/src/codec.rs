@@ -139,8 +139,7 @@ pub fn state_root<'py>(
         .iter()
         .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes())))
         .collect();
-    let doc = codec::write_set_document(&mut pairs)?;
-    let inner = partledger_core::sha256(&doc);
+    let inner = codec::write_set_digest(&mut pairs)?;
     let mut outer = Vec::with_capacity(domain.len() + prev_root.len() + 32);
     outer.extend_from_slice(domain);
     outer.extend_from_slice(prev_root);
