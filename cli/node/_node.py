@@ -283,6 +283,8 @@ class Node:
         if hit is not None and hit[0] is data:
             return hit[1]
         digest = sha256(data)
+        if type(data) is not bytes:  # only immutable bytes can be trusted to stay the same
+            return digest
         if len(self._digests) >= 4:
             self._digests.pop(next(iter(self._digests)))
         self._digests[id(data)] = (data, digest)
