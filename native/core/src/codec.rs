@@ -73,21 +73,16 @@ impl<'a> Reader<'a> {
         let b = self.byte()?;
         match b {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Some(()),
-            0x80..=0x8f => self.map((b & 0x0f) as usize, depth),
-            0x90..=0x9f => self.array((b & 0x0f) as usize, depth),
-            0xa0..=0xbf => self.text((b & 0x1f) as usize),
-            0xc4 => {
-                let n = self.byte()? as usize;
-                self.take(n).map(drop)
+            0x80..=0x8f | 0xde | 0xdf => {
+                let n = self.map_len_after(b)?;
+                self.map(n, depth)
             }
-            0xc5 => {
-                let n = self.len_at_least(Self::u16, 1 << 8)?;
-                self.take(n).map(drop)
+            0x90..=0x9f | 0xdc | 0xdd => {
+                let n = self.array_len_after(b)?;
+                self.array(n, depth)
             }
-            0xc6 => {
-                let n = self.len_at_least(Self::u32, 1 << 16)?;
-                self.take(n).map(drop)
-            }
+            0xa0..=0xbf | 0xd9..=0xdb => self.str_after(b).map(drop),
+            0xc4..=0xc6 => self.bin_after(b).map(drop),
             0xcc => (self.byte()? >= 0x80).then_some(()),
             0xcd => (u16::from_be_bytes(self.be()?) >= 1 << 8).then_some(()),
             0xce => (u32::from_be_bytes(self.be()?) >= 1 << 16).then_some(()),
@@ -99,26 +94,6 @@ impl<'a> Reader<'a> {
             0xd1 => (i16::from_be_bytes(self.be()?) < -(1 << 7)).then_some(()),
             0xd2 => (i32::from_be_bytes(self.be()?) < -(1 << 15)).then_some(()),
             0xd3 => (i64::from_be_bytes(self.be()?) < -(1 << 31)).then_some(()),
-            0xd9..=0xdb => {
-                let n = self.str_len(b)?;
-                self.text(n)
-            }
-            0xdc => {
-                let n = self.len_at_least(Self::u16, 16)?;
-                self.array(n, depth)
-            }
-            0xdd => {
-                let n = self.len_at_least(Self::u32, 1 << 16)?;
-                self.array(n, depth)
-            }
-            0xde => {
-                let n = self.len_at_least(Self::u16, 16)?;
-                self.map(n, depth)
-            }
-            0xdf => {
-                let n = self.len_at_least(Self::u32, 1 << 16)?;
-                self.map(n, depth)
-            }
             // 0xc1 (never used), 0xc7..=0xc9 and 0xd4..=0xd8 (extensions), 0xca/0xcb (floats)
             _ => None,
         }
@@ -137,30 +112,30 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn text(&mut self, n: usize) -> Option<()> {
-        self.utf8(n).map(drop)
+    /// The count after a container header `b` (a fixed form from `fix`, then 16 and 32 bits),
+    /// refused unless that header was needed.
+    fn count_after(&mut self, b: u8, fix: u8, h16: u8, h32: u8) -> Option<usize> {
+        if b & 0xf0 == fix {
+            Some((b & 0x0f) as usize)
+        } else if b == h16 {
+            self.len_at_least(Self::u16, 16)
+        } else if b == h32 {
+            self.len_at_least(Self::u32, 1 << 16)
+        } else {
+            None
+        }
     }
 
-    fn utf8(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.take(n)?;
-        std::str::from_utf8(s).ok().map(|_| s)
+    fn map_len_after(&mut self, b: u8) -> Option<usize> {
+        self.count_after(b, 0x80, 0xde, 0xdf)
     }
 
-    /// A map key: a string in its shortest form; returns its UTF-8 bytes.
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let b = self.byte()?;
-        let n = match b {
-            0xa0..=0xbf => (b & 0x1f) as usize,
-            _ => self.str_len(b)?,
-        };
-        self.utf8(n)
+    fn array_len_after(&mut self, b: u8) -> Option<usize> {
+        self.count_after(b, 0x90, 0xdc, 0xdd)
     }
 
-    // -- typed reads: one canonical value of the expected type, None for anything else --------
-
-    /// A `str` with the shortest length header (what a map key must be).
-    pub(crate) fn str_value(&mut self) -> Option<&'a str> {
-        let b = self.byte()?;
+    /// The text after a str header `b`: valid UTF-8, with the shortest header.
+    fn str_after(&mut self, b: u8) -> Option<&'a str> {
         let n = match b {
             0xa0..=0xbf => (b & 0x1f) as usize,
             _ => self.str_len(b)?,
@@ -168,9 +143,9 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).ok()
     }
 
-    /// A `bin` with the shortest length header.
-    pub(crate) fn bin_value(&mut self) -> Option<&'a [u8]> {
-        let n = match self.byte()? {
+    /// The bytes after a bin header `b`, with the shortest header.
+    fn bin_after(&mut self, b: u8) -> Option<&'a [u8]> {
+        let n = match b {
             0xc4 => self.byte()? as usize,
             0xc5 => self.len_at_least(Self::u16, 1 << 8)?,
             0xc6 => self.len_at_least(Self::u32, 1 << 16)?,
@@ -179,52 +154,63 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
+    // -- typed reads: one canonical value of the expected type, None for anything else --------
+
+    /// A `str` with the shortest length header (what a map key must be).
+    pub(crate) fn str_value(&mut self) -> Option<&'a str> {
+        let b = self.byte()?;
+        self.str_after(b)
+    }
+
+    /// A `bin` with the shortest length header.
+    pub(crate) fn bin_value(&mut self) -> Option<&'a [u8]> {
+        let b = self.byte()?;
+        self.bin_after(b)
+    }
+
     /// An integer in its shortest form.
     pub(crate) fn int_value(&mut self) -> Option<i64> {
-        let start = self.pos;
-        let b = *self.data.get(start)?;
-        if matches!(b, 0x80..=0xc3 | 0xc4..=0xcb | 0xd4..=0xdf) {
-            return None; // containers, strings, bins, nil, bools, floats, extensions
-        }
-        self.value(0)?; // the shortest-form checks
-        let body = &self.data[start + 1..self.pos];
+        let mut shortest = Reader {
+            data: self.data,
+            pos: self.pos,
+        };
+        shortest.value(MAX_DEPTH)?; // the shortest-form checks (a scalar: no depth used)
+        let b = self.byte()?;
+        self.int_after(b)
+    }
+
+    /// The integer after the header byte `b`, in any of msgpack's forms (`value::decode` does
+    /// not insist on the shortest), None for another type or beyond int64.
+    pub(crate) fn int_after(&mut self, b: u8) -> Option<i64> {
         Some(match b {
             0x00..=0x7f => b as i64,
             0xe0..=0xff => b as i8 as i64,
-            0xcc => body[0] as i64,
-            0xcd => u16::from_be_bytes(body.try_into().ok()?) as i64,
-            0xce => u32::from_be_bytes(body.try_into().ok()?) as i64,
-            0xcf => i64::try_from(u64::from_be_bytes(body.try_into().ok()?)).ok()?,
-            0xd0 => i8::from_be_bytes(body.try_into().ok()?) as i64,
-            0xd1 => i16::from_be_bytes(body.try_into().ok()?) as i64,
-            0xd2 => i32::from_be_bytes(body.try_into().ok()?) as i64,
-            0xd3 => i64::from_be_bytes(body.try_into().ok()?),
+            0xcc => self.byte()? as i64,
+            0xcd => u16::from_be_bytes(self.be()?) as i64,
+            0xce => u32::from_be_bytes(self.be()?) as i64,
+            0xcf => i64::try_from(u64::from_be_bytes(self.be()?)).ok()?,
+            0xd0 => i8::from_be_bytes(self.be()?) as i64,
+            0xd1 => i16::from_be_bytes(self.be()?) as i64,
+            0xd2 => i32::from_be_bytes(self.be()?) as i64,
+            0xd3 => i64::from_be_bytes(self.be()?),
             _ => return None,
         })
     }
 
     /// The entry count of a map with the shortest header (its entries follow).
     pub(crate) fn map_len(&mut self) -> Option<usize> {
-        match self.byte()? {
-            b @ 0x80..=0x8f => Some((b & 0x0f) as usize),
-            0xde => self.len_at_least(Self::u16, 16),
-            0xdf => self.len_at_least(Self::u32, 1 << 16),
-            _ => None,
-        }
+        let b = self.byte()?;
+        self.map_len_after(b)
     }
 
     /// The element count of an array with the shortest header (its elements follow).
     pub(crate) fn array_len(&mut self) -> Option<usize> {
-        match self.byte()? {
-            b @ 0x90..=0x9f => Some((b & 0x0f) as usize),
-            0xdc => self.len_at_least(Self::u16, 16),
-            0xdd => self.len_at_least(Self::u32, 1 << 16),
-            _ => None,
-        }
+        let b = self.byte()?;
+        self.array_len_after(b)
     }
 
     /// The keys of a map whose header has just been read: each a canonical `str`, strictly
-    /// increasing (`prev` carries the last one between calls).
+    /// increasing by its UTF-8 bytes (`prev` carries the last one between calls).
     pub(crate) fn next_key(&mut self, prev: &mut Option<&'a str>) -> Option<&'a str> {
         let key = self.str_value()?;
         if prev.is_some_and(|p| key <= p) {
@@ -244,13 +230,9 @@ impl<'a> Reader<'a> {
     }
 
     fn map(&mut self, n: usize, depth: usize) -> Option<()> {
-        let mut prev: Option<&[u8]> = None;
+        let mut prev = None;
         for _ in 0..n {
-            let key = self.key()?;
-            if prev.is_some_and(|p| key <= p) {
-                return None;
-            }
-            prev = Some(key);
+            self.next_key(&mut prev)?;
             self.value(depth + 1)?;
         }
         Some(())
@@ -382,6 +364,13 @@ pub fn write_set_digest(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<[u8; 32]
     let mut hasher = Sha256::new();
     let mut w = Writer::with_capacity(CHUNK + 1024);
     let mut total = 0usize;
+    // what is encoded so far goes into the hash; false once the document is too large
+    let mut flush = |w: &mut Writer| {
+        total += w.out.len();
+        hasher.update(&w.out);
+        w.out.clear();
+        total <= MAX_DOCUMENT_BYTES
+    };
     if !w.array(pairs.len()) {
         return None;
     }
@@ -398,20 +387,13 @@ pub fn write_set_digest(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<[u8; 32]
             }
             None => w.nil(),
         }
-        if w.out.len() >= CHUNK {
-            total += w.out.len();
-            if total > MAX_DOCUMENT_BYTES {
-                return None;
-            }
-            hasher.update(&w.out);
-            w.out.clear();
+        if w.out.len() >= CHUNK && !flush(&mut w) {
+            return None;
         }
     }
-    total += w.out.len();
-    if total > MAX_DOCUMENT_BYTES {
+    if !flush(&mut w) {
         return None;
     }
-    hasher.update(&w.out);
     Some(hasher.finalize().into())
 }
 

@@ -235,10 +235,9 @@ fn read_body<'a>(r: &mut codec::Reader<'a>) -> Option<Body<'a>> {
             "disposition" => b.disposition = Some(r.str_value()?),
             "epcList" => {
                 let count = r.array_len()?;
-                if count > MAX_IDS {
-                    return None;
-                }
-                let mut epcs = Vec::with_capacity(count);
+                // capacity bounded by the input (each element takes a byte at least); the
+                // list's length rule is `check_object_event`'s
+                let mut epcs = Vec::with_capacity(count.min(r.data.len() - r.pos));
                 for _ in 0..count {
                     epcs.push(r.str_value()?);
                 }

@@ -112,8 +112,7 @@ impl Reader<'_> {
         }
         let b = self.byte()?;
         Some(match b {
-            0x00..=0x7f => Value::Int(b as i64),
-            0xe0..=0xff => Value::Int(b as i8 as i64),
+            0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => Value::Int(self.int_after(b)?),
             0xc0 => Value::Nil,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
@@ -144,14 +143,6 @@ impl Reader<'_> {
                 let n = self.u32()?;
                 Value::Bin(self.take(n)?.to_vec())
             }
-            0xcc => Value::Int(self.byte()? as i64),
-            0xcd => Value::Int(u16::from_be_bytes(self.be()?) as i64),
-            0xce => Value::Int(u32::from_be_bytes(self.be()?) as i64),
-            0xcf => Value::Int(i64::try_from(u64::from_be_bytes(self.be()?)).ok()?),
-            0xd0 => Value::Int(i8::from_be_bytes(self.be()?) as i64),
-            0xd1 => Value::Int(i16::from_be_bytes(self.be()?) as i64),
-            0xd2 => Value::Int(i32::from_be_bytes(self.be()?) as i64),
-            0xd3 => Value::Int(i64::from_be_bytes(self.be()?)),
             0xdc => {
                 let n = self.u16()?;
                 return self.decoded_array(n, depth);

@@ -84,9 +84,7 @@ impl EventExecutor {
                 full_key.clear();
                 full_key.extend_from_slice(prefix);
                 full_key.extend_from_slice(key);
-                // the filter holds Python's `hash` of each key, as bytes
-                let h = PyBytes::new(py, &full_key).hash()? as u64;
-                if !filter.borrow().may_hold_hash(h) {
+                if !KeyFilter::may_hold(filter, PyBytes::new(py, &full_key).as_any())? {
                     return Ok(None);
                 }
             }

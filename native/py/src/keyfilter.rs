@@ -30,9 +30,11 @@ fn insert_all(slf: &Bound<'_, KeyFilter>, hashes: &mut Vec<u64>) {
 }
 
 impl KeyFilter {
-    /// Whether the filter may hold the key of this Python `hash` (false: it was never added).
-    pub(crate) fn may_hold_hash(&self, h: u64) -> bool {
-        self.bloom.contains(h)
+    /// Whether the filter may hold `key` (false: it was never added): `__contains__`, for
+    /// native callers too. The key is hashed before the filter is borrowed (see `CHUNK`).
+    pub(crate) fn may_hold(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let h = hash_of(key)?;
+        Ok(slf.borrow().bloom.contains(h))
     }
 }
 
@@ -80,8 +82,7 @@ impl KeyFilter {
     }
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let h = hash_of(key)?;
-        Ok(slf.borrow().bloom.contains(h))
+        Self::may_hold(slf, key)
     }
 
     #[getter]
