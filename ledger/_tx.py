@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from ledger import _accel, _native_py
 from ledger._codec import check_version, decode, encode, unpack_canonical
 from ledger._crypto import SigningKey, sha256, verify_batch
+from ledger._frozen import positional_constructor
 from ledger.errors import DecodeError, VerificationError
 
 TX_VERSION = 1
@@ -82,8 +83,8 @@ class Transaction:
             fields = backend.tx_fields(data)
             if fields is not None:
                 chain, kind, body, signer, nonce, sig, tx_id = fields
-                return cls(chain=chain, kind=kind, body=_Body(body), signer=signer,
-                           nonce=nonce, sig=sig, tx_id=tx_id, raw=data)
+                return _new_transaction(chain, kind, _Body(body), signer, nonce, sig, tx_id,
+                                        data)
         m = decode(data, max_bytes=MAX_TX_BYTES)
         return cls.from_obj(m, raw=bytes(data))
 
@@ -121,6 +122,11 @@ class Transaction:
 
     def signing_message(self) -> bytes:
         return TX_SIGN_DOMAIN + self.tx_id
+
+
+# one per transaction per node: the fast constructor (ledger/_frozen.py)
+_new_transaction = positional_constructor(Transaction, "chain", "kind", "body", "signer", "nonce",
+                                          "sig", "tx_id", "raw")
 
 
 class _Body(Mapping[str, Any]):

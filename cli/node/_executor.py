@@ -41,8 +41,7 @@ from ledger import (
     verify_seal,
     verify_transactions,
 )
-from ledger._block import BLOCK_VERSION, MAX_BLOCK_BYTES, MAX_BLOCK_TXS
-from ledger.errors import DecodeError, VerificationError
+from ledger.errors import VerificationError
 
 MAX_FUTURE_MS = 30_000
 MAX_REBUILDS = 8
@@ -264,26 +263,3 @@ class Executor:
                                     code=verdict.code)
         return block, seal, self.commit(block, seal)
 
-
-def decode_block(data: bytes, *,
-                 known: Callable[[bytes], Transaction | None] | None = None) -> Block:
-    """`Block.decode`, reusing the already decoded (and signature-checked) transactions that
-    `known(raw)` returns for byte-identical wire forms, instead of decoding them again.
-
-    Raises:
-        DecodeError: as `Block.decode`.
-    """
-    if known is None:
-        return Block.decode(data)
-    m = decode(data, max_bytes=MAX_BLOCK_BYTES)
-    if not isinstance(m, dict) or set(m) != {"v", "header", "txs"} or m["v"] != BLOCK_VERSION \
-            or not isinstance(m["txs"], list) or len(m["txs"]) > MAX_BLOCK_TXS:
-        return Block.decode(data)  # let the reference decoder name the problem
-    txs = []
-    for raw in m["txs"]:
-        if not isinstance(raw, bytes):
-            raise DecodeError("block: each tx must be bytes", code="block_shape")
-        tx = known(raw)
-        txs.append(tx if tx is not None else Transaction.decode(raw))
-    # the known transactions are byte-identical to the raws: the block encodes to `data`
-    return Block(header=BlockHeader.from_obj(m["header"]), txs=tuple(txs)).decoded_from(data)

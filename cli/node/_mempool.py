@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ledger import Transaction, verify_transactions
+from ledger._frozen import positional_constructor
 
 NonceLookup = Callable[[bytes], int]  # signer -> the next nonce the committed state expects
 CommittedLookup = Callable[[bytes], bool]  # tx id -> already in a committed block?
@@ -36,6 +37,10 @@ class Admission:
     ok: bool
     code: str = "pending"
     reason: str = ""
+
+
+# one per transaction per node: the fast constructor (ledger/_frozen.py)
+_new_admission = positional_constructor(Admission, "tx_id", "ok")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +70,6 @@ class Mempool:
         self.max_tx_bytes, self.max_nonce_gap = max_tx_bytes, max_nonce_gap
         self._txs: dict[bytes, Transaction] = {}  # insertion order = arrival order
         self._by_signer: dict[bytes, dict[int, bytes]] = {}
-        self._by_raw: dict[bytes, Transaction] = {}  # wire bytes -> admitted transaction
         self._run_end: dict[bytes, int] = {}  # signer -> end of its contiguous pending run
         self._bytes = 0
         self._rejected: OrderedDict[bytes, Rejection] = OrderedDict()
@@ -97,15 +101,16 @@ class Mempool:
             n += 1
         return n
 
-    def by_raw(self, raw: bytes) -> Transaction | None:
-        """The admitted transaction with exactly these wire bytes (its signature is checked)."""
-        return self._by_raw.get(raw)
-
-    def holds_identical(self, tx: Transaction) -> bool:
-        """True if `tx` (same bytes) was admitted here, i.e. its signature is already checked."""
-        mine = self._txs.get(tx.tx_id)
-        # a proposal rebuilt here holds the mempool's own objects: no bytes to compare
-        return mine is not None and (mine is tx or mine.encode() == tx.encode())
+    def held(self, txs: Sequence[Transaction]) -> list[bool]:
+        """For each of `txs`: was it (the same bytes) admitted here, i.e. is its signature
+        already checked? One pass for a whole submission or proposal."""
+        get = self._txs.get
+        out = []
+        for tx in txs:
+            mine = get(tx.tx_id)
+            # a proposal rebuilt here holds the mempool's own objects: no bytes to compare
+            out.append(mine is not None and (mine is tx or mine.encode() == tx.encode()))
+        return out
 
     def statistics(self) -> MempoolStatistics:
         return MempoolStatistics(size=len(self._txs), bytes=self._bytes,
@@ -194,12 +199,11 @@ class Mempool:
             return self._reject(tx.tx_id, "mempool_full", "the mempool is full; retry later",
                                 remember=False)
         self._txs[tx.tx_id] = tx
-        self._by_raw[tx.encode()] = tx
         pending[tx.nonce] = tx.tx_id
         self._bytes += size
         self._admitted += 1
         self._rejected.pop(tx.tx_id, None)
-        return Admission(tx_id=tx.tx_id, ok=True)
+        return _new_admission(tx.tx_id, True)
 
     def _reject(self, tx_id: bytes, code: str, reason: str, *, remember: bool = True,
                 height: int | None = None) -> Admission:
@@ -245,20 +249,23 @@ class Mempool:
 
     # -- removal ------------------------------------------------------------------------------
     def remove(self, tx_ids: Iterable[bytes], *, committed: bool = True) -> None:
+        pop, by_signer = self._txs.pop, self._by_signer
+        removed = freed = 0
         for tx_id in tx_ids:
-            tx = self._txs.pop(tx_id, None)
+            tx = pop(tx_id, None)
             if tx is None:
                 continue
-            self._bytes -= len(tx.encode())
-            self._by_raw.pop(tx.encode(), None)
-            pending = self._by_signer.get(tx.signer)
+            removed += 1
+            freed += len(tx.encode())
+            pending = by_signer.get(tx.signer)
             if pending is not None:
                 pending.pop(tx.nonce, None)
                 if not pending:
-                    del self._by_signer[tx.signer]
+                    del by_signer[tx.signer]
                     self._run_end.pop(tx.signer, None)
-            if committed:
-                self._removed += 1
+        self._bytes -= freed
+        if committed:
+            self._removed += removed
 
     def reject(self, tx_id: bytes, code: str, reason: str, *, height: int | None = None) -> None:
         """A proposal found `tx_id` invalid: drop it and remember why."""

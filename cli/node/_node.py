@@ -51,7 +51,7 @@ from cli.node._compact import (
     rebuild,
 )
 from cli.node._config import NodeConfig
-from cli.node._executor import DIVERGED, CommittedNonces, Executor, decode_block
+from cli.node._executor import DIVERGED, CommittedNonces, Executor
 from cli.node._mempool import Admission, Mempool, Rejection
 from cli.node._offload import Offload
 from cli.node._persist import ConsensusStateWriter, load_consensus_state
@@ -257,12 +257,11 @@ class Node:
     def _hash_block(self, data: bytes) -> bytes:
         """Block bytes -> header hash, for the core. Decoding a block of thousands of
         transactions costs far more than hashing its bytes, so decoded blocks are kept by the
-        digest of their bytes (the core asks again for the same bytes in later rounds), and
-        transactions this node already holds are reused instead of decoded again."""
+        digest of their bytes (the core asks again for the same bytes in later rounds)."""
         digest = self._digest(data)
         block = self._block_cache.get(digest)
         if block is None:
-            block = decode_block(data, known=self.mempool.by_raw)
+            block = Block.decode(data)
             self._cache_block(digest, block)
         return block.hash
 
@@ -293,7 +292,7 @@ class Node:
     def _block_from(self, block_hash: bytes, data: bytes) -> Block:
         block = self._cached_block(data)
         if block is None:
-            block = decode_block(data, known=self.mempool.by_raw)
+            block = Block.decode(data)
         if block.hash != block_hash:
             raise DecodeError("block bytes do not hash to the agreed block hash",
                               code="block_hash")
@@ -344,8 +343,7 @@ class Node:
         Signatures of a large batch are checked in a worker thread (the native batch verifier
         releases the GIL), so the event loop keeps serving the network meanwhile; a small
         one on the loop (`THREADED_VERIFY_MIN`)."""
-        fresh = [not (tx.tx_id in self.mempool and self.mempool.holds_identical(tx))
-                 for tx in txs]
+        fresh = [not held for held in self.mempool.held(txs)]
         signatures_ok: list[bool] | None = None
         if sum(fresh) >= THREADED_VERIFY_MIN:
             todo = [tx for tx, f in zip(txs, fresh, strict=True) if f]
@@ -522,8 +520,8 @@ class Node:
         except (DecodeError, PartledgerError) as exc:
             log.info("proposal %d/%d does not decode: %s", action.height, action.round, exc)
             return False
-        holds = self.mempool.holds_identical
-        unverified = [tx for tx in block.txs if not holds(tx)]
+        unverified = [tx for tx, held in zip(block.txs, self.mempool.held(block.txs),
+                                             strict=True) if not held]
         async with self._exec_lock:
             if block.height != self.store.height + 1:
                 return False

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from ledger import _accel, _native_py
-from ledger._app import BlockContext, Execution, StateReader, TxResult
+from ledger._app import BlockContext, Execution, StateReader, TxResult, accepted
 from ledger._codec import decode_trusted, encode
 from ledger._crypto import sha256
 from ledger._memstate import Overlay
@@ -308,13 +308,12 @@ class ProvenanceApp:
         absent = state_filter() if state_filter is not None else None
         if absent is not None and not isinstance(absent[0], _accel.backend.KeyFilter):
             absent = None  # the pure-Python twin's filter (a test that swapped backends)
+        tx_ids = [tx.tx_id for tx in txs]
         writes = executor.execute(state.get, ctx.chain, ctx.height, ctx.time_ms,
-                                  [tx.encode() for tx in txs], [tx.tx_id for tx in txs],
-                                  *(absent or ()))
+                                  [tx.encode() for tx in txs], tx_ids, *(absent or ()))
         if writes is None:
             return None
-        return Execution(writes=writes, results=[TxResult(tx_id=tx.tx_id, ok=True)
-                                                 for tx in txs])
+        return Execution(writes=writes, results=accepted(tx_ids))
 
     def _native_executor(self) -> Any:
         """The extension's executor for this app's settings (None under the pure-Python twin),
