@@ -459,6 +459,9 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
                 streams[k].extendleft(reversed(batch))
                 return
             results = doc.get("results", [doc]) if isinstance(doc, dict) else []
+            fill = doc.get("mempool") if isinstance(doc, dict) else None
+            if isinstance(fill, dict) and isinstance(fill.get("size"), int):
+                mempool[k] = fill["size"]
             ok_ids: list[bytes] = []
             retry: list[tuple[bytes, bytes]] = []
             for item, res in zip(batch, results, strict=False):
@@ -481,8 +484,12 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
             t.add_done_callback(tasks.discard)
 
         async def poll_mempools() -> None:
+            # a submission's answer carries its node's mempool fill; a paused stream sends
+            # nothing, so only a paused node is polled, to learn when to resume
             while time.time() < t_end:
                 for k, url in enumerate(spec.urls):
+                    if mempool[k] < spec.pause_mempool:
+                        continue
                     try:
                         async with client.get(f"{url}/v1/status") as r:
                             mempool[k] = int((await r.json())["mempool"])

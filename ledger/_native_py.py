@@ -213,6 +213,26 @@ def state_root(domain: bytes, prev_root: bytes, writes: object) -> bytes | None:
     return _sha256(domain + prev_root + _sha256(doc).digest()).digest()
 
 
+def state_batch(prefix: bytes, writes: object, max_key: int
+                ) -> tuple[list[bytes], list[bytes], list[bytes]] | None:
+    """`(put keys, their values, delete keys)` for the store's batch: every key behind
+    `prefix`, the puts in key order; None unless `writes` is a `dict` of exact `bytes` keys of
+    1 to `max_key` bytes to exact `bytes` or None (the extension's contract)."""
+    if type(writes) is not dict or not all(
+            type(k) is bytes and 0 < len(k) <= max_key and (v is None or type(v) is bytes)
+            for k, v in writes.items()):
+        return None
+    keys, values, deletes = [], [], []
+    for k in sorted(writes):
+        v = writes[k]
+        if v is None:
+            deletes.append(prefix + k)
+        else:
+            keys.append(prefix + k)
+            values.append(v)
+    return keys, values, deletes
+
+
 def tx_fields(data: bytes) -> tuple[bytes, str, bytes, bytes, int, bytes, bytes] | None:
     """`(chain, kind, body bytes, signer, nonce, sig, tx_id)` of a canonical version-1
     transaction whose fields `Transaction.from_obj` accepts; None otherwise (the extension's

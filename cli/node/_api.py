@@ -212,8 +212,12 @@ class Api:
         status = 202 if accepted else 400
         if len(raws) == 1:
             return PlainJSON(results[0], status_code=status)
+        # the mempool's fill after this batch: a client sending thousands of transactions a
+        # second paces itself on it instead of polling /v1/status
+        mempool = {"size": len(self.node.mempool), "max_txs": self.node.mempool.max_txs}
         return PlainJSON({"accepted": accepted, "rejected": len(raws) - accepted,
-                          "results": results}, status_code=202 if accepted else 400)
+                          "results": results, "mempool": mempool},
+                         status_code=202 if accepted else 400)
 
     async def tx_status(self, request: Request) -> Response:
         tx_id = _hex_arg(request.path_params["tx_id"], "tx id")
@@ -249,8 +253,11 @@ class Api:
         deadline = trio.current_time() + min(wait_ms, MAX_WAIT_MS) / 1000
         out: list[dict[str, Any]] = [{}] * len(tx_ids)
         open_ = list(range(len(tx_ids)))  # positions whose status may still change
+        pending = self.node.mempool
         while True:
             for i in open_:
+                if tx_ids[i] in pending and out[i].get("status") == "pending":
+                    continue  # still pending: each commit wakes every waiter, mostly for this
                 st = self.node.tx_status(tx_ids[i])
                 out[i] = st if st is not None else {"tx_id": tx_ids[i].hex(),
                                                     "status": "unknown"}

@@ -147,6 +147,58 @@ pub fn state_root<'py>(
     Some(PyBytes::new(py, &partledger_core::sha256(&outer)))
 }
 
+/// The store's LevelDB batch for a block's state `writes` (`ledger._store._put_writes`):
+/// `(put keys, their values, delete keys)`, every key behind `prefix`, the puts in key order
+/// (LevelDB inserts a batch one key at a time: in order each lands next to the last). None
+/// unless `writes` is a `dict` of exact `bytes` keys of 1 to `max_key` bytes to exact `bytes`
+/// or None (the store then names the culprit). The values are the dict's own objects.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn state_batch<'py>(
+    py: Python<'py>,
+    prefix: &[u8],
+    writes: &Bound<'py, PyAny>,
+    max_key: usize,
+) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
+    let Ok(d) = writes.downcast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let mut owned: Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)> = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let Ok(k) = k.downcast_into_exact::<PyBytes>() else {
+            return Ok(None);
+        };
+        let n = k.as_bytes().len();
+        if n == 0 || n > max_key || !(v.is_none() || v.is_exact_instance_of::<PyBytes>()) {
+            return Ok(None);
+        }
+        owned.push((k, v));
+    }
+    if !owned
+        .windows(2)
+        .all(|w| w[0].0.as_bytes() <= w[1].0.as_bytes())
+    {
+        owned.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+    let mut key = Vec::with_capacity(prefix.len() + max_key);
+    let mut prefixed = |k: &[u8]| {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(k);
+        PyBytes::new(py, &key)
+    };
+    let (keys, values, deletes) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
+    for (k, v) in &owned {
+        if v.is_none() {
+            deletes.append(prefixed(k.as_bytes()))?;
+        } else {
+            keys.append(prefixed(k.as_bytes()))?;
+            values.append(v)?;
+        }
+    }
+    Ok(Some((keys, values, deletes)))
+}
+
 /// `(chain, kind, body bytes, signer, nonce, sig, tx_id)` of a canonical version-1
 /// transaction whose fields `Transaction.from_obj` accepts; None otherwise (then
 /// `Transaction.decode` takes its Python path, which names the error).

@@ -58,6 +58,9 @@ def test_Api_submit_status_block_proof_nonce(tmp_path: Path) -> None:
             headers={"content-type": "application/msgpack"})
         assert r.status_code == 202, r.text
         assert r.json()["accepted"] == 2
+        # the batch's two are pending until a commit, which needs this task to yield first
+        fill = r.json()["mempool"]
+        assert fill["max_txs"] == node.mempool.max_txs and fill["size"] in (2, 3), fill
         r = await c.get(f"/v1/nonce/{key.public.hex()}")
         assert r.json()["next_nonce"] == 3  # counts the pending ones
         r = await c.get(f"/v1/txs/{txs[2].tx_id.hex()}", params={"wait_ms": 20000})
@@ -73,9 +76,16 @@ def test_Api_submit_status_block_proof_nonce(tmp_path: Path) -> None:
         assert r.headers["content-type"] == "application/msgpack"
         r = await c.post("/v1/txs/status", json={"tx_ids": [t.tx_id.hex() for t in txs]})
         assert r.json()["counts"] == {"committed": 3}
+        # a waiter sees its pending transactions through to their commit
+        later = signed_txs(key, chain, 2, first_nonce=3)
+        r = await c.post("/v1/txs", json={"txs": [t.encode().hex() for t in later]})
+        assert r.json()["accepted"] == 2
+        r = await c.post("/v1/txs/status", json={"tx_ids": [t.tx_id.hex() for t in later],
+                                                 "wait_ms": 20000})
+        assert r.json()["counts"] == {"committed": 2}, r.text
         # the state machine refuses the second commissioning of one part: the proposer leaves
         # it out of the block and its status says why
-        first, second = commission_tx(key, chain, 3, "dup"), commission_tx(key, chain, 4, "dup")
+        first, second = commission_tx(key, chain, 5, "dup"), commission_tx(key, chain, 6, "dup")
         r = await c.post("/v1/txs", json={"txs": [first.encode().hex(), second.encode().hex()]})
         assert r.json()["accepted"] == 2
         r = await c.get(f"/v1/txs/{second.tx_id.hex()}", params={"wait_ms": 20000})
