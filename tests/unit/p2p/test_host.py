@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from libp2p.peer.peerinfo import PeerInfo
 
 from ledger import SigningKey, encode
 from p2p import Host, HostOptions, Inbound, Member, open_host, peer_id_for, protocol_for
+from p2p._host import YAMUX_CREDIT_ENV
 
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(5)]
 OUTSIDER = SigningKey(b"\x99" * 32)
@@ -210,3 +212,20 @@ def test_Host_outbox_for_an_absent_member_is_bounded_in_bytes() -> None:
             a.broadcast("consensus", "tip", b"h", connected_only=True)
             assert a._peers[KEYS[1].public].outboxes["consensus"].queue == deque()
     run(main)
+
+
+
+def test_open_host_batches_yamux_credit_unless_the_operator_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    name, value = YAMUX_CREDIT_ENV
+    for preset, want in ((None, value), ("1", "1")):
+        if preset is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, preset)
+
+        async def body(want: str = want) -> None:
+            async with mesh(1):
+                assert os.environ.get(name) == want
+
+        run(body)
