@@ -95,9 +95,6 @@ THREADED_VERIFY_MIN = 512
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
 PROPOSAL_MIN_TXS = 64
-# the transaction fan-out's hold after a batch (`Node._tx_fanout`): per transaction, and at most
-FANOUT_HOLD_PER_TX_S = 0.001
-FANOUT_HOLD_MAX_S = 0.1
 # After a commit the new tip is announced at once unless one went out this recently (busy
 # chains commit many blocks a second; validators learn heights from consensus itself, and the
 # periodic announcer keeps observers and laggards informed).
@@ -205,7 +202,6 @@ class Node:
         self._proposal_changed = trio.Event()
         self._tx_out: list[bytes] = []
         self._tx_out_event = trio.Event()
-        self._tx_flush_now = trio.Event()  # a proposal of this node needs them sent now
         self._sync_wanted = trio.Event()
         self._sync_hint: bytes | None = None
         self._ahead_since: float | None = None
@@ -703,8 +699,6 @@ class Node:
         self.counters.proposals_built += 1
         data = built.block.encode()
         self._cache_block(self._digest(data), built.block)
-        if self._tx_out:
-            self._tx_flush_now.set()
         self.push(ev.ProposalValueReady(height=req.height, round=req.round,
                                         block_hash=built.block.hash, block_bytes=data))
 
@@ -817,26 +811,14 @@ class Node:
             await self.submit(txs, fan_out=False)
 
     async def _tx_fanout(self) -> None:
-        """Send the transactions submitted here to the other validators, in batches: a batch
-        leaves `tx_flush_ms` after its first transaction, and a batch of n holds the next one
-        back for n x `FANOUT_HOLD_PER_TX_S` (at most `FANOUT_HOLD_MAX_S`). At light load that
-        is a millisecond or two; under load several client submissions leave together, and a
-        message costs py-libp2p about the same CPU at either end whatever it carries. A
-        proposal built here sends what is held at once: its peers need those transactions to
-        rebuild it."""
         assert self.host is not None
         flush_s = self.config.p2p.tx_flush_ms / 1000
         batch_max = self.config.p2p.tx_batch_max
-        held_until = 0.0
         while True:
             await self._tx_out_event.wait()
             self._tx_out_event = trio.Event()
-            with trio.move_on_at(max(trio.current_time() + flush_s, held_until)):
-                await self._tx_flush_now.wait()  # gather a batch
-            self._tx_flush_now = trio.Event()
+            await trio.sleep(flush_s)  # gather a batch
             pending, self._tx_out = self._tx_out, []
-            held_until = trio.current_time() + min(FANOUT_HOLD_MAX_S,
-                                                   len(pending) * FANOUT_HOLD_PER_TX_S)
             for i in range(0, len(pending), batch_max):
                 chunk = pending[i:i + batch_max]
                 # a validator that is down gets these in proposals (or by sync) instead
