@@ -349,6 +349,14 @@ impl Writer {
     }
 }
 
+/// Sorts `items` by the bytes `key` gives, unless they are in that order already: the native
+/// executor's write sets are, and checking is one linear pass.
+pub fn sort_by_key_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
+    if !items.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+        items.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+    }
+}
+
 /// SHA-256 of the canonical encoding of a write set as `ledger._app.next_state_root` defines
 /// it: the list of `[key, value]` pairs (`bin` key, `bin` value or nil) sorted by key. None if
 /// that document would exceed `MAX_DOCUMENT_BYTES` (the Python encoder refuses it). Keys must
@@ -358,9 +366,7 @@ impl Writer {
 pub fn write_set_digest(pairs: &mut [(&[u8], Option<&[u8]>)]) -> Option<[u8; 32]> {
     use sha2::{Digest, Sha256};
     const CHUNK: usize = 64 * 1024;
-    if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
-        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    }
+    sort_by_key_bytes(pairs, |p| p.0);
     let mut hasher = Sha256::new();
     let mut w = Writer::with_capacity(CHUNK + 1024);
     let mut total = 0usize;

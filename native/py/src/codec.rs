@@ -113,6 +113,26 @@ fn write_dict(d: &Bound<'_, PyDict>, depth: usize, w: &mut Writer) -> bool {
         .all(|&(k, i)| w.str(k.as_bytes()) && write(&values[i], depth + 1, w))
 }
 
+/// The pairs of `writes` when it is a `dict` of exact `bytes` keys to exact `bytes` or None
+/// (a write set as the executors make it); None for anything else.
+#[allow(clippy::type_complexity)]
+fn exact_write_set<'py>(
+    writes: &Bound<'py, PyAny>,
+) -> Option<Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>> {
+    let d = writes.downcast_exact::<PyDict>().ok()?;
+    let mut owned = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let k = k.downcast_into_exact::<PyBytes>().ok()?;
+        let v = if v.is_none() {
+            None
+        } else {
+            Some(v.downcast_into_exact::<PyBytes>().ok()?)
+        };
+        owned.push((k, v));
+    }
+    Some(owned)
+}
+
 /// `ledger._app.next_state_root(prev_root, writes)` under `domain` when `writes` is a `dict` of
 /// exact `bytes` keys to exact `bytes` or None; None otherwise (the Python definition then
 /// decides, and raises what it raises).
@@ -123,18 +143,7 @@ pub fn state_root<'py>(
     prev_root: &[u8],
     writes: &Bound<'py, PyAny>,
 ) -> Option<Bound<'py, PyBytes>> {
-    let d = writes.downcast_exact::<PyDict>().ok()?;
-    let mut owned: Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> =
-        Vec::with_capacity(d.len());
-    for (k, v) in d.iter() {
-        let k = k.downcast_into_exact::<PyBytes>().ok()?;
-        let v = if v.is_none() {
-            None
-        } else {
-            Some(v.downcast_into_exact::<PyBytes>().ok()?)
-        };
-        owned.push((k, v));
-    }
+    let owned = exact_write_set(writes)?;
     let mut pairs: Vec<(&[u8], Option<&[u8]>)> = owned
         .iter()
         .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes())))
@@ -160,26 +169,16 @@ pub fn state_batch<'py>(
     writes: &Bound<'py, PyAny>,
     max_key: usize,
 ) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
-    let Ok(d) = writes.downcast_exact::<PyDict>() else {
+    let Some(mut owned) = exact_write_set(writes) else {
         return Ok(None);
     };
-    let mut owned: Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)> = Vec::with_capacity(d.len());
-    for (k, v) in d.iter() {
-        let Ok(k) = k.downcast_into_exact::<PyBytes>() else {
-            return Ok(None);
-        };
-        let n = k.as_bytes().len();
-        if n == 0 || n > max_key || !(v.is_none() || v.is_exact_instance_of::<PyBytes>()) {
-            return Ok(None);
-        }
-        owned.push((k, v));
-    }
     if !owned
-        .windows(2)
-        .all(|w| w[0].0.as_bytes() <= w[1].0.as_bytes())
+        .iter()
+        .all(|(k, _)| (1..=max_key).contains(&k.as_bytes().len()))
     {
-        owned.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        return Ok(None);
     }
+    codec::sort_by_key_bytes(&mut owned, |(k, _)| k.as_bytes());
     let mut key = Vec::with_capacity(prefix.len() + max_key);
     let mut prefixed = |k: &[u8]| {
         key.clear();
@@ -189,11 +188,12 @@ pub fn state_batch<'py>(
     };
     let (keys, values, deletes) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
     for (k, v) in &owned {
-        if v.is_none() {
-            deletes.append(prefixed(k.as_bytes()))?;
-        } else {
-            keys.append(prefixed(k.as_bytes()))?;
-            values.append(v)?;
+        match v {
+            None => deletes.append(prefixed(k.as_bytes()))?,
+            Some(v) => {
+                keys.append(prefixed(k.as_bytes()))?;
+                values.append(v)?;
+            }
         }
     }
     Ok(Some((keys, values, deletes)))
