@@ -531,7 +531,7 @@ class Store:
         raw = self._get(P_TX + tx_id)
         if raw is None:
             return None
-        if len(raw) != 12:
+        if len(raw) != _INDEX_ENTRY.size:
             raise StoreError(f"store {self.path}: tx index entry for {tx_id.hex()} is malformed",
                              code="store_corrupt")
         h, i = _INDEX_ENTRY.unpack(raw)
@@ -543,7 +543,7 @@ class Store:
         replay checks the whole index this way)."""
         n = len(P_TX)
         for k, raw in self._iter(P_TX):
-            if len(raw) != 12:
+            if len(raw) != _INDEX_ENTRY.size:
                 raise StoreError(f"store {self.path}: tx index entry for {k[n:].hex()} is "
                                  "malformed", code="store_corrupt")
             h, i = _INDEX_ENTRY.unpack(raw)
