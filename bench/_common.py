@@ -417,6 +417,9 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
     waiters = [0] * n
     mempool = [0] * n
     errors: list[str] = []
+    # HTTP requests made in the window, by kind: each costs a node a few hundred µs of CPU
+    # in its HTTP server, whatever it carries (docs/performance.md)
+    requests = {"submit": 0, "wait": 0, "status": 0}
     t_begin = spec.start_at + spec.warmup_s
     t_end = t_begin + spec.duration_s
     # submissions and long-polling waiters use separate clients: a waiter holds its connection
@@ -430,6 +433,7 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
         http_errors = (aiohttp.ClientError, asyncio.TimeoutError)
 
         async def wait_commit(k: int, ids: list[bytes], t0: float, counted: bool) -> None:
+            count("wait")
             try:
                 async with waiter_client.post(
                         f"{spec.urls[k]}/v1/txs/status",
@@ -449,6 +453,7 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
             nonlocal accepted
             t0 = time.time()
             counted = t_begin <= t0 < t_end
+            count("submit")
             try:
                 async with client.post(f"{spec.urls[k]}/v1/txs",
                                        data=encode([raw for raw, _ in batch]),
@@ -478,6 +483,10 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
                 waiters[k] += 1
                 spawn(wait_commit(k, ok_ids, t0, counted))
 
+        def count(kind: str) -> None:
+            if t_begin <= time.time() < t_end:
+                requests[kind] += 1
+
         def spawn(coro: Any) -> None:
             t = asyncio.ensure_future(coro)
             tasks.add(t)
@@ -490,6 +499,7 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
                 for k, url in enumerate(spec.urls):
                     if mempool[k] < spec.pause_mempool:
                         continue
+                    count("status")
                     try:
                         async with client.get(f"{url}/v1/status") as r:
                             mempool[k] = int((await r.json())["mempool"])
@@ -530,7 +540,10 @@ async def _load_main(spec: LoadSpec, q: Any) -> dict[str, Any]:
             "accepted": accepted, "codes": codes, "samples": len(lat),
             "p50_ms": percentile(lat, 0.5) * 1e3, "p99_ms": percentile(lat, 0.99) * 1e3,
             "p50_all_ms": percentile(lat_all, 0.5) * 1e3, "errors": errors[:5],
-            "n_errors": len(errors), "left_unsent": sum(len(s) for s in streams),
+            "n_errors": len(errors),
+            "requests_per_node_s": {k: round(v / spec.duration_s / n, 1)
+                                    for k, v in requests.items()},
+            "left_unsent": sum(len(s) for s in streams),
             "unsent": [[raw for raw, _ in s] for s in streams]}
 
 

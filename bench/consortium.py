@@ -238,13 +238,15 @@ def phase(src: EventSource, *, urls: list[str], pids: list[int], rate: float,
     committed = _txs_between(urls[0], h0, h1)
     out = {"tps": committed / window, "blocks": h1 - h0, "window_s": round(window, 2),
            "offered_tps": lg["offered_tps"], "p50_ms": lg["p50_ms"], "p99_ms": lg["p99_ms"],
-           "samples": lg["samples"], "round_changes": round_changes, "timings_ms": timings, "compact": compact,
+           "samples": lg["samples"], "requests_per_node_s": lg["requests_per_node_s"],
+           "round_changes": round_changes, "timings_ms": timings, "compact": compact,
            "codes": lg["codes"], "n_errors": lg["n_errors"],
            "errors": lg["errors"], "rss_mb": rss, "anon_rss_mb": anon, **load}
     log(f"[{name}] {out['tps']:,.0f} tx/s finalised in {out['blocks']} blocks, offered "
         f"{out['offered_tps']:,.0f}; p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
         f"({out['samples']} samples); {round_changes} round changes; compact proposals {compact}; mean ms {timings}; cores busy {load['busy_cores']} ours {load['our_cores']} "
-        f"(load generator {load['generator_cores']}) foreign {load['foreign_cores']}; rejections {lg['codes']}")
+        f"(load generator {load['generator_cores']}) foreign {load['foreign_cores']}; rejections {lg['codes']}; requests a node a "
+        f"second {lg['requests_per_node_s']}")
     out["drained"] = _wait_drained(urls, drain_s)
     if not out["drained"]:
         log(f"[{name}] the mempools did not drain within {drain_s:.0f} s")

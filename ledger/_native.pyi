@@ -18,6 +18,7 @@ __all__ = [
     "state_batch",
     "state_root",
     "tx_fields",
+    "value_refs",
     "verify",
     "verify_batch",
 ]
@@ -39,6 +40,9 @@ def canonical_encode(value: object) -> bytes | None: ...
 def state_root(domain: bytes, prev_root: bytes, writes: object) -> bytes | None: ...
 def state_batch(
     prefix: bytes, writes: object, max_key: int
+) -> tuple[list[bytes], list[bytes], list[bytes]] | None: ...
+def value_refs(
+    values: list[bytes], key_head: bytes, ref_head: bytes, min_bytes: int
 ) -> tuple[list[bytes], list[bytes], list[bytes]] | None: ...
 def tx_fields(data: bytes) -> tuple[bytes, str, bytes, bytes, int, bytes, bytes] | None: ...
 

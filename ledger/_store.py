@@ -19,13 +19,29 @@ for lookups of absent keys as well as for writes (see `ledger._keyfilter`); answ
 lookups in memory took the compaction of a saturated 4-validator consortium with 1,000,000
 transactions in each ledger from 3.6-5.1 GB to 0.36 GB in a 35 s phase.
 
+Why large state values live beside the bodies: a block's state values are written under
+keys spread over the whole key space (event ids, EPCs), so in the main database LevelDB merged
+each of them again at every level; a value of `VALUE_MIN_BYTES` or more is written to the bodies
+database instead, under its block's height (`b/<height><index>`, after the block's body, so
+those tables are laid down in order and never merged), and the main database keeps a 13-byte
+reference under the state key. The state, its root and every reader see the same bytes; only
+where they sit changed. With 1,000,000 transactions in the ledger this halved what compaction
+rewrote and took the saturated throughput from 0.84 to 0.89 of the empty ledger's
+(docs/performance.md, "Thirteenth session"). A value a later block overwrites or deletes is
+removed from the bodies database in the next block's synced batch (listed in `m/stale` until
+then), so no value outlives its reference by more than a block, whatever crashes.
+
 Key layout (prefixes keep the families apart)::
 
-    m/format            store format version (b"2"; format 1 kept bodies in the main database
-                        and is upgraded when opened for writing)
+    m/format            store format version (b"3"; format 1 kept bodies in the main database,
+                        format 2 every state value in it; both are upgraded when opened for
+                        writing, and format 2 is read as it is)
+    m/stale             references whose values the next commit removes (absent when none)
     m/chain             chain id (32 bytes)
     m/tip               canonical {v, height, hash, state_root}; absent before block 1
     b/<be64 height>     canonical block bytes (in the bodies database)
+    b/<be64 height><be32 i>  a state value of `VALUE_MIN_BYTES` or more that block wrote (in
+                        the bodies database; height 0: the genesis state)
     c/<be64 height>     canonical seal bytes
     r/<be64 height>     state root after that height (height 0 = genesis state)
     h/<block hash>      be64 height (lookup by hash, for block sync)
@@ -33,7 +49,9 @@ Key layout (prefixes keep the families apart)::
                         reads these instead of whole bodies; absent in stores written before
                         it existed, where `header` falls back to the body)
     x/<tx id>           be64 height ‖ be32 index in block
-    s/<app key>         application state value
+    s/<app key>         application state value, or 0xC1 ‖ be64 height ‖ be32 i: a reference
+                        to one in the bodies database (0xC1 is the byte msgpack never uses, so
+                        no canonical value starts with it; a value that does is moved too)
 
 Opening checks the tip: the block, seal and state root at the tip height exist, decode, and agree
 with each other and with the tip record, nothing is stored above the tip, and the chain id is the
@@ -63,8 +81,16 @@ from ledger._genesis import Genesis
 from ledger._keyfilter import KeySet
 from ledger.errors import DecodeError, StoreError
 
-STORE_FORMAT = b"2"
+STORE_FORMAT = b"3"
 _FORMAT_BODIES_INLINE = b"1"  # bodies in the main database: upgraded on a writable open
+_FORMAT_VALUES_INLINE = b"2"  # every state value in the main database: read as it is, upgraded
+# on a writable open
+#: state values this long or longer are kept in the bodies database (see the module's docstring);
+#: the provenance application's event and object records are 300-700 bytes, its counters and
+#: nonces under 60
+VALUE_MIN_BYTES = 128
+_VALUE_REF = 0xC1
+_VALUE_REF_BYTES = 13  # 0xC1, be64 height, be32 index
 BODIES_DIR = "blocks"  # the block bodies' database, inside the store's directory
 WRITE_BUFFER_BYTES = 64 << 20  # LevelDB memtable (see Store.open)
 BODIES_WRITE_BUFFER_BYTES = 8 << 20
@@ -75,6 +101,7 @@ TIP_VERSION = 1
 K_FORMAT = b"m/format"
 K_CHAIN = b"m/chain"
 K_TIP = b"m/tip"
+K_STALE = b"m/stale"
 P_BLOCK = b"b/"
 P_SEAL = b"c/"
 P_ROOT = b"r/"
@@ -100,6 +127,18 @@ def _open_error(p: Path, exc: plyvel.Error) -> StoreError:
     if isinstance(exc, plyvel.CorruptionError):
         return StoreError(f"store {p} is corrupted: {msg}", code="store_corrupt")
     return StoreError(f"cannot open store {p}: {msg}", code="store_io")
+
+
+def _value_refs(values: list[bytes], height: int
+                ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(values, moved keys, moved values): each value to be kept in the bodies database is
+    replaced by its reference and listed with its key there (`b/<height><index>`, the index its
+    position in the batch, unique within the block)."""
+    at = height.to_bytes(8, "big")
+    out = _accel.backend.value_refs(values, P_BLOCK + at, b"\xc1" + at, VALUE_MIN_BYTES)
+    assert out is not None  # values come from `_state_batch` (exact bytes) or LevelDB
+    refs, moved_keys, moved = out
+    return refs, moved_keys, moved
 
 
 def _h(prefix: bytes, height: int) -> bytes:
@@ -180,6 +219,9 @@ class Store:
         # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
         self._keys: KeySet | None = None
         self._keys_build_s = 0.0
+        # bodies-database keys of values the last commit replaced (`m/stale`): the next
+        # commit's bodies batch removes them
+        self._stale: list[bytes] = []
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -295,7 +337,10 @@ class Store:
             raise StoreError(f"store {self.path} has format {fmt!r} (block bodies inside the "
                              "main database); open it once for writing (start its node) to "
                              f"upgrade it to {STORE_FORMAT!r}", code="store_version")
-        if fmt != STORE_FORMAT:
+        if fmt == _FORMAT_VALUES_INLINE and not self.read_only and self._bodies is not None:
+            self._upgrade_values()
+            fmt = self._get(K_FORMAT)
+        if fmt not in (STORE_FORMAT, _FORMAT_VALUES_INLINE):
             raise StoreError(f"store {self.path} has format {fmt!r}, this program reads "
                              f"{STORE_FORMAT!r}", code="store_version")
         if self._bodies is None:
@@ -308,6 +353,9 @@ class Store:
                              f"not {expected_chain.hex()[:16]}… of this genesis",
                              code="store_chain_mismatch")
         self._chain_id = stored_chain
+        stale = self._get(K_STALE) or b""
+        self._stale = [P_BLOCK + stale[i + 1:i + _VALUE_REF_BYTES]
+                       for i in range(0, len(stale), _VALUE_REF_BYTES)]
         root0 = self._get(_h(P_ROOT, 0))
         if root0 is None or len(root0) != 32:
             raise StoreError(f"store {self.path} lacks its genesis state root",
@@ -367,18 +415,31 @@ class Store:
             moved.append(k)
             size += len(v)
             if size >= _UPGRADE_BATCH_BYTES:
-                self._put_bodies(chunk)
+                self._put_bodies([k for k, _ in chunk], [v for _, v in chunk])
                 chunk, size = [], 0
-        self._put_bodies(chunk)
+        self._put_bodies([k for k, _ in chunk], [v for _, v in chunk])
         with self._batch() as main:
             for k in moved:
                 main.delete(k)
+            main.put(K_FORMAT, _FORMAT_VALUES_INLINE)
+
+    def _upgrade_values(self) -> None:
+        """Format 2 -> 3: a format-2 store keeps every state value in the main database, which
+        format 3 reads as it is, except a value starting with the reference byte: those (no
+        canonical value starts with it, so normally none) are moved to the bodies database
+        under height 0 (where format 2 kept none), before the new format is recorded."""
+        odd = [(k, v) for k, v in self._iter(P_STATE) if v and v[0] == _VALUE_REF]
+        keys = [k for k, _ in odd]
+        values, moved_keys, moved = _value_refs([v for _, v in odd], 0)
+        self._put_bodies(moved_keys, moved)
+        with self._batch() as main:
+            _put_all(main, keys, values)
             main.put(K_FORMAT, STORE_FORMAT)
 
-    def _put_bodies(self, items: list[tuple[bytes, bytes]]) -> None:
+    def _put_bodies(self, keys: list[bytes], values: list[bytes], *,
+                    delete: list[bytes] | None = None) -> None:
         with self._batch(self._bodies) as wb:
-            for k, v in items:
-                wb.put(k, v)
+            _put_state(wb, keys, values, delete or [])
 
     def _decode_tip(self, raw: bytes) -> Tip:
         try:
@@ -468,7 +529,17 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         """The application state value under `key` (a `StateReader`)."""
-        return self._get(P_STATE + key)
+        v = self._get(P_STATE + key)
+        return self._value(key, v) if v and v[0] == _VALUE_REF else v
+
+    def _value(self, key: bytes, ref: bytes) -> bytes:
+        """The value a reference in the main database points to (see the module docstring)."""
+        v = (self._get(P_BLOCK + ref[1:], db=self._bodies)
+             if len(ref) == _VALUE_REF_BYTES else None)
+        if v is None:
+            raise StoreError(f"store {self.path}: the value of state key {key!r} is missing "
+                             "from the bodies database", code="store_corrupt")
+        return v
 
     def state_filter(self) -> tuple[KeySet, bytes] | None:
         """(filter, prefix): an application state key `k` for which `prefix + k` is not in
@@ -481,7 +552,7 @@ class Store:
         """Application state entries whose key starts with `prefix`, in key order."""
         n = len(P_STATE)
         for k, v in self._iter(P_STATE + prefix):
-            yield k[n:], v
+            yield k[n:], self._value(k[n:], v) if v and v[0] == _VALUE_REF else v
 
     def block_raw(self, height: int) -> bytes | None:
         return self._body(height) if 1 <= height <= self.height else None
@@ -553,13 +624,27 @@ class Store:
         """Number of keys per two-byte family prefix (b"b/", b"x/", ...), reading every entry
         of the database (with checksum verification when paranoid): a full integrity scan."""
         counts: dict[bytes, int] = {}
-        for k, _ in self._iter(b""):
+        refs = 0
+        for k, v in self._iter(b""):
+            if k == K_STALE:  # part of the values' bookkeeping, checked below
+                continue
             fam = k[:2]
             counts[fam] = counts.get(fam, 0) + 1
-        top = _h(P_BLOCK, self.height)
-        for k, _ in self._iter(b"", db=self._bodies):  # a body above the tip is not counted
-            if k[:2] != P_BLOCK or k <= top:
-                counts[k[:2]] = counts.get(k[:2], 0) + 1
+            refs += fam == P_STATE and bool(v) and v[0] == _VALUE_REF
+        top = _h(P_BLOCK, self.height + 1)
+        values = 0
+        for k, _ in self._iter(b"", db=self._bodies):  # nothing above the tip is counted
+            if k[:2] != P_BLOCK or k < top:
+                if len(k) == len(top) + 4:
+                    values += 1
+                else:
+                    counts[k[:2]] = counts.get(k[:2], 0) + 1
+        # values the last commit replaced stay until the next one (a crash after that one's
+        # bodies batch has removed them while `m/stale` still lists them)
+        expected = refs + sum(self._get(k, db=self._bodies) is not None for k in self._stale)
+        if values != expected:
+            raise StoreError(f"store {self.path}: the bodies database holds {values} state "
+                             f"values, {expected} expected", code="store_inconsistent")
         return counts
 
     def stats(self) -> StoreStats:
@@ -594,8 +679,11 @@ class Store:
         if self._get(K_CHAIN) is not None:
             raise StoreError(f"store {self.path} is already initialised", code="store_exists")
         root0 = next_state_root(EMPTY_ROOT, genesis_writes)
+        keys, values, deletes = _state_batch(genesis_writes)
+        values, moved_keys, moved = _value_refs(values, 0)
+        self._put_bodies(moved_keys, moved)
         with self._batch() as wb:
-            _put_writes(wb, genesis_writes)
+            _put_state(wb, keys, values, deletes)
             wb.put(_h(P_ROOT, 0), root0)
             wb.put(K_CHAIN, cid)
             wb.put(K_FORMAT, STORE_FORMAT)
@@ -646,19 +734,47 @@ class Store:
         pack, height = _INDEX_ENTRY.pack, h.height
         index_entries = [pack(height, i) for i in range(len(index_keys))]
         tip = Tip(h.height, bhash, root)
-        # the body first: a crash before the batch below leaves only a body above the tip
-        self._put_bodies([(_h(P_BLOCK, h.height), block.encode())])
+        keys, values, deletes = _state_batch(writes)
+        replaced = self._values_replaced(keys, deletes)
+        values, moved_keys, moved = _value_refs(values, h.height)
+        # the body and the state's values first: a crash before the batch below leaves only
+        # data above the tip; the values the previous block replaced go now that no reference
+        # to them is left
+        self._put_bodies([_h(P_BLOCK, h.height), *moved_keys], [block.encode(), *moved],
+                         delete=self._stale)
         with self._batch() as wb:
             wb.put(_h(P_SEAL, h.height), seal.encode())
             wb.put(_h(P_ROOT, h.height), root)
             wb.put(P_HASH + bhash, struct.pack(">Q", h.height))
             wb.put(_h(P_HEADER, h.height), h.encode())
             _put_all(wb, index_keys, index_entries)
-            _put_writes(wb, writes)
+            _put_state(wb, keys, values, deletes)
+            if replaced:
+                wb.put(K_STALE, b"".join(b"\xc1" + k[len(P_BLOCK):] for k in replaced))
+            elif self._stale:
+                wb.delete(K_STALE)
             wb.put(K_TIP, encode({"v": TIP_VERSION, "height": tip.height,
                                   "hash": tip.block_hash, "state_root": tip.state_root}))
         self._tip = tip
+        self._stale = replaced
         return tip
+
+    def _values_replaced(self, keys: list[bytes], deletes: list[bytes]) -> list[bytes]:
+        """Bodies-database keys of the values these state keys refer to now (the batch about
+        to be written replaces or deletes them). A key the filter does not hold is new."""
+        filt, get = self._keys, self._db.get
+        out: list[bytes] = []
+        for batch in (keys, deletes):
+            for k in batch:
+                if filt is not None and k not in filt:
+                    continue
+                try:
+                    v = get(k)
+                except plyvel.Error as exc:
+                    raise self._read_failed(exc) from exc
+                if v and v[0] == _VALUE_REF:
+                    out.append(P_BLOCK + v[1:])
+        return out
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)
@@ -749,13 +865,15 @@ class _FilteredBatch:
         self._filter.update(self._keys)
 
 
-def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
-    """Checks every key and value, then puts them in key order (a block writes thousands of
-    keys: the checks, the prefixing and the order come from one call of the fast backend,
-    `state_batch`, and the puts go in one `put_many`). The order changes nothing in the
-    database but the speed: LevelDB inserts a batch into its memtable one key at a time, and in
-    key order each insert lands next to the last (10,000 keys into a filling memtable: 22 ms
-    sorted against 32 ms in hash order, synced batch included)."""
+def _state_batch(writes: Mapping[bytes, bytes | None]
+                 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Checks every key and value of a write set; returns the (prefixed keys, values) to put,
+    in key order, and the prefixed keys to delete (a block writes thousands of keys: the checks,
+    the prefixing and the order come from one call of the fast backend, `state_batch`). The
+    order changes nothing in the database but the speed: LevelDB inserts a batch into its
+    memtable one key at a time, and in key order each insert lands next to the last (10,000
+    keys into a filling memtable: 22 ms sorted against 32 ms in hash order, synced batch
+    included)."""
     if type(writes) is not dict:
         writes = dict(writes)
     batch = _accel.backend.state_batch(P_STATE, writes, MAX_STATE_KEY_BYTES)
@@ -773,6 +891,10 @@ def _put_writes(wb: Any, writes: Mapping[bytes, bytes | None]) -> None:
                                            MAX_STATE_KEY_BYTES)
         assert batch is not None
     keys, values, deletes = batch
+    return keys, values, deletes
+
+
+def _put_state(wb: Any, keys: list[bytes], values: list[bytes], deletes: list[bytes]) -> None:
     for key in deletes:
         wb.delete(key)
     _put_all(wb, keys, values)

@@ -199,6 +199,49 @@ pub fn state_batch<'py>(
     Ok(Some((keys, values, deletes)))
 }
 
+/// `(values, moved keys, moved values)` for the store's two batches: each value of at least
+/// `min_bytes`, or starting with `ref_head`'s first byte, is replaced by `ref_head ‖ be32 i`
+/// (`i` its position) and moved to the key `key_head ‖ be32 i`; None unless `values` holds
+/// only exact `bytes` (the pure-Python twin's contract, `ledger/_native_py.py`).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn value_refs<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+    key_head: &[u8],
+    ref_head: &[u8],
+    min_bytes: usize,
+) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
+    let tag = ref_head.first().copied();
+    let (out, moved_keys, moved) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
+    let mut key = Vec::with_capacity(key_head.len() + 4);
+    let mut reference = Vec::with_capacity(ref_head.len() + 4);
+    for (i, item) in values.iter().enumerate() {
+        let Ok(value) = item.downcast_exact::<PyBytes>() else {
+            return Ok(None);
+        };
+        let v = value.as_bytes();
+        let tagged = matches!((v.first(), tag), (Some(first), Some(t)) if *first == t);
+        if v.len() < min_bytes && !tagged {
+            out.append(value)?;
+            continue;
+        }
+        let index = u32::try_from(i)
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("too many values"))?
+            .to_be_bytes();
+        key.clear();
+        key.extend_from_slice(key_head);
+        key.extend_from_slice(&index);
+        reference.clear();
+        reference.extend_from_slice(ref_head);
+        reference.extend_from_slice(&index);
+        moved_keys.append(PyBytes::new(py, &key))?;
+        moved.append(value)?;
+        out.append(PyBytes::new(py, &reference))?;
+    }
+    Ok(Some((out, moved_keys, moved)))
+}
+
 /// `(chain, kind, body bytes, signer, nonce, sig, tx_id)` of a canonical version-1
 /// transaction whose fields `Transaction.from_obj` accepts; None otherwise (then
 /// `Transaction.decode` takes its Python path, which names the error).

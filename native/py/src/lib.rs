@@ -330,6 +330,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::canonical_encode, m)?)?;
     m.add_function(wrap_pyfunction!(codec::state_root, m)?)?;
     m.add_function(wrap_pyfunction!(codec::state_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::value_refs, m)?)?;
     m.add_function(wrap_pyfunction!(codec::tx_fields, m)?)?;
     m.add_class::<keyfilter::KeyFilter>()?;
     m.add_class::<events::EventExecutor>()?;

@@ -17,7 +17,7 @@ from tests.unit.native.gil_probe import spins_during
 # (ledger/provenance/_app.py, `execute_reference`; tests/property/test_native_events.py)
 PUBLIC = ["EventExecutor", "KeyFilter", "canonical_check", "canonical_encode",
           "consistency_proof", "get_threads", "inclusion_proof", "merkle_root", "reset_after_fork", "set_threads", "sha256_batch",
-          "state_batch", "state_root", "tx_fields", "verify", "verify_batch"]
+          "state_batch", "state_root", "tx_fields", "value_refs", "verify", "verify_batch"]
 
 
 def test_twin_has_the_extension_functions_with_the_same_parameters() -> None:

@@ -9,7 +9,7 @@ from collections import UserDict
 import pytest
 
 from ledger import _native, _native_py
-from ledger._store import P_STATE, _put_writes
+from ledger._store import P_STATE, _state_batch
 from ledger.errors import StoreError
 
 MAX_KEY = 300
@@ -51,24 +51,26 @@ def test_anything_else_is_declined(writes: object) -> None:
     assert _native_py.state_batch(b"s/", writes, MAX_KEY) is None
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, bytes, bytes | None]] = []
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.ops.append(("put", key, value))
-
-    def delete(self, key: bytes) -> None:
-        self.ops.append(("delete", key, None))
-
-
-def test_put_writes_takes_mappings_and_refuses_bad_entries(accel_backend: object) -> None:
-    wb = _Recorder()
-    _put_writes(wb, UserDict({b"b": b"2", b"a": b"1", b"c": None}))
-    assert sorted(wb.ops) == [("delete", P_STATE + b"c", None), ("put", P_STATE + b"a", b"1"),
-                              ("put", P_STATE + b"b", b"2")]
+def test_store_state_batch_takes_mappings_and_refuses_bad_entries(accel_backend: object
+                                                                  ) -> None:
+    keys, values, deletes = _state_batch(UserDict({b"b": b"2", b"a": b"1", b"c": None}))
+    assert (keys, values, deletes) == ([P_STATE + b"a", P_STATE + b"b"], [b"1", b"2"],
+                                       [P_STATE + b"c"])
     for bad in ({b"": b"v"}, {"k": b"v"}, {b"k": 1}):
         with pytest.raises(StoreError) as info:
-            _put_writes(_Recorder(), bad)  # type: ignore[arg-type]
+            _state_batch(bad)  # type: ignore[arg-type]
         assert info.value.code == "store_bad_key"
 
+
+def test_value_refs_native_equals_twin_on_random_batches() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        values = [rng.choice([b"", b"\xc1", b"\xc1" + rng.randbytes(3)]) if rng.random() < 0.1
+                  else rng.randbytes(rng.choice([0, 5, 127, 128, 400])) for _ in range(30)]
+        height = rng.randrange(1 << 40).to_bytes(8, "big")
+        args = (values, b"b/" + height, b"\xc1" + height, rng.choice([1, 128, 1000]))
+        out = _native.value_refs(*args)
+        assert out == _native_py.value_refs(*args)
+        assert out is not None and len(out[0]) == len(values)
+    assert _native.value_refs([b"ok", bytearray(b"x")], b"k", b"\xc1", 1) is None  # type: ignore[list-item]
+    assert _native_py.value_refs([b"ok", bytearray(b"x")], b"k", b"\xc1", 1) is None  # type: ignore[list-item]

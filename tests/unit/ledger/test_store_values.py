@@ -1,0 +1,174 @@
+"""Large state values kept in the bodies database behind references (ledger/_store.py): every
+reader sees the values, a replaced value goes once nothing refers to it, crashes leave a store
+that opens and checks clean, and older formats are read and upgraded."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from ledger import Store
+from ledger._chain import ChainBuilder, init_store
+from ledger._store import BODIES_DIR, K_STALE, P_BLOCK, STORE_FORMAT, VALUE_MIN_BYTES, _value_refs
+from ledger.errors import StoreError
+from tests.unit.ledger.helpers import Consortium, KVApp, make_consortium, raw_edit
+
+BIG = "B" * VALUE_MIN_BYTES
+
+
+def _builder(path: Path, c: Consortium) -> tuple[Store, ChainBuilder]:
+    store = init_store(path, c.genesis, KVApp())
+    return store, ChainBuilder(store, c.genesis, KVApp(), c.nodes[:3])
+
+
+def _block(b: ChainBuilder, c: Consortium, puts: dict[str, str | None]) -> None:
+    specs = [(c.orgs[0], "put", {"key": k, "value": v}) if v is not None
+             else (c.orgs[0], "del", {"key": k}) for k, v in puts.items()]
+    res = b.append_specs(specs)
+    assert not res.rejected
+
+
+def _raw(path: Path) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """(main, bodies) databases of a closed store, every entry."""
+    out = []
+    for p in (path, path / BODIES_DIR):
+        db = plyvel.DB(str(p))
+        out.append(dict(db.iterator()))
+        db.close()
+    return out[0], out[1]
+
+
+def _values(bodies: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    return {k: v for k, v in bodies.items() if k.startswith(P_BLOCK) and len(k) == 14}
+
+
+def test_value_refs_moves_long_values_and_those_starting_with_the_reference_byte(
+        accel_backend: object) -> None:
+    values = [b"short", b"x" * VALUE_MIN_BYTES, b"\xc1odd", b"y" * (VALUE_MIN_BYTES - 1), b""]
+    out, moved_keys, moved = _value_refs(values, 7)
+    at = struct.pack(">Q", 7)
+    assert moved_keys == [P_BLOCK + at + struct.pack(">I", 1), P_BLOCK + at + struct.pack(">I", 2)]
+    assert moved == [b"x" * VALUE_MIN_BYTES, b"\xc1odd"]
+    assert out == [b"short", b"\xc1" + at + struct.pack(">I", 1),
+                   b"\xc1" + at + struct.pack(">I", 2), b"y" * (VALUE_MIN_BYTES - 1), b""]
+
+
+def test_Store_keeps_long_values_beside_the_bodies_and_reads_them_back(tmp_path: Path) -> None:
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    big = BIG + "1"
+    with s:
+        _block(b, c, {"a": big, "b": "small"})
+        assert s.get(b"kv/a") == big.encode() and s.get(b"kv/b") == b"small"
+        assert dict(s.iter_prefix(b"kv/")) == {b"kv/a": big.encode(), b"kv/b": b"small"}
+        s.key_counts()  # consistent: raises otherwise
+    main, bodies = _raw(tmp_path / "db")
+    ref = main[b"s/kv/a"]
+    assert len(ref) == 13 and ref[0] == 0xC1 and ref[1:9] == struct.pack(">Q", 1)
+    assert bodies[P_BLOCK + ref[1:]] == big.encode()
+    assert main[b"s/kv/b"] == b"small"
+    with Store.open(tmp_path / "db", read_only=True) as ro:
+        assert ro.get(b"kv/a") == big.encode()
+        assert ro.key_counts()[b"b/"] == 1  # blocks only: values are not counted as bodies
+
+
+def test_Store_removes_a_replaced_value_with_the_next_commit(tmp_path: Path) -> None:
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    with s:
+        _block(b, c, {"a": BIG + "1", "d": BIG + "2"})
+        _block(b, c, {"a": BIG + "3", "d": None})
+        assert s.get(b"kv/a") == (BIG + "3").encode() and s.get(b"kv/d") is None
+        s.key_counts()
+    main, bodies = _raw(tmp_path / "db")
+    # block 1's two values stay, listed, until the next commit: nothing refers to them
+    assert len(main[K_STALE]) == 26
+    assert sorted(_values(bodies).values()) == sorted(v.encode() for v in
+                                                      (BIG + "1", BIG + "2", BIG + "3"))
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:  # the list survives a reopen
+        b2 = ChainBuilder(s2, c.genesis, KVApp(), c.nodes[:3])
+        b2.nonces = dict(b.nonces)
+        _block(b2, c, {"b": "small"})
+        s2.key_counts()
+    main, bodies = _raw(tmp_path / "db")
+    assert K_STALE not in main
+    assert list(_values(bodies).values()) == [(BIG + "3").encode()]
+
+
+def test_Store_a_crash_between_the_two_batches_leaves_a_clean_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bodies batch of block 3 (its body, its values, the removal of the values block 2
+    replaced) is written, the main one is not: the store opens at block 2 with every value its
+    state refers to, checks clean, and block 3 can be committed again."""
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    _block(b, c, {"a": BIG + "1"})
+    _block(b, c, {"a": BIG + "2"})
+    real_batch = Store._batch
+
+    def failing_batch(self: Store, db: object = None) -> object:
+        if db is None:
+            raise StoreError("simulated crash", code="store_io")
+        return real_batch(self, db)
+
+    monkeypatch.setattr(Store, "_batch", failing_batch)
+    with pytest.raises(StoreError, match="simulated"):
+        _block(b, c, {"a": BIG + "3"})
+    monkeypatch.undo()
+    s.close()
+    _, bodies = _raw(tmp_path / "db")
+    assert (BIG + "3").encode() in _values(bodies).values()  # above the tip
+    with Store.open(tmp_path / "db", read_only=True) as ro:
+        assert ro.height == 2 and ro.get(b"kv/a") == (BIG + "2").encode()
+        ro.key_counts()
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:
+        assert s2.height == 2
+        s2.key_counts()
+        b2 = ChainBuilder(s2, c.genesis, KVApp(), c.nodes[:3])
+        b2.nonces = dict(b.nonces)
+        _block(b2, c, {"a": BIG + "4"})
+        assert s2.get(b"kv/a") == (BIG + "4").encode()
+        s2.key_counts()
+    _, bodies = _raw(tmp_path / "db")
+    assert sorted(_values(bodies).values()) == [(BIG + "2").encode(), (BIG + "4").encode()]
+
+
+def test_Store_a_missing_value_is_corruption(tmp_path: Path) -> None:
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    with s:
+        _block(b, c, {"a": BIG})
+    main, _ = _raw(tmp_path / "db")
+    raw_edit(tmp_path / "db", {P_BLOCK + main[b"s/kv/a"][1:]: None})
+    with Store.open(tmp_path / "db", read_only=True) as ro:
+        for read in (lambda: ro.get(b"kv/a"), lambda: dict(ro.iter_prefix(b"kv/"))):
+            with pytest.raises(StoreError) as e:
+                read()
+            assert e.value.code == "store_corrupt" and "kv/a" in e.value.message
+        with pytest.raises(StoreError) as e:
+            ro.key_counts()
+        assert e.value.code == "store_inconsistent"
+
+
+def test_Store_format_2_is_read_and_upgraded_when_opened_for_writing(tmp_path: Path) -> None:
+    """Format 2 kept every value in the main database, which format 3 reads as it is, except a
+    value starting with the reference byte: the upgrade moves those."""
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    with s:
+        _block(b, c, {"a": "small"})
+    raw_edit(tmp_path / "db", {b"m/format": b"2", b"s/kv/odd": b"\xc1odd",
+                               b"s/kv/long": BIG.encode()})
+    with Store.open(tmp_path / "db", read_only=True) as ro:
+        assert ro.get(b"kv/long") == BIG.encode() and ro.get(b"kv/a") == b"small"
+    main, _ = _raw(tmp_path / "db")
+    assert main[b"m/format"] == b"2"  # a read-only open changes nothing
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:
+        assert s2.get(b"kv/odd") == b"\xc1odd" and s2.get(b"kv/long") == BIG.encode()
+    main, bodies = _raw(tmp_path / "db")
+    assert main[b"m/format"] == STORE_FORMAT
+    assert main[b"s/kv/long"] == BIG.encode()  # kept where it was
+    assert bodies[P_BLOCK + main[b"s/kv/odd"][1:]] == b"\xc1odd"
