@@ -91,6 +91,7 @@ _FORMAT_VALUES_INLINE = b"2"  # every state value in the main database: read as 
 VALUE_MIN_BYTES = 128
 _VALUE_REF = 0xC1
 _VALUE_REF_BYTES = 13  # 0xC1, be64 height, be32 index
+_RESOLVE_FIRST, _RESOLVE_MAX = 64, 1 << 16  # entries per chunk of `Store.iter_prefix`
 BODIES_DIR = "blocks"  # the block bodies' database, inside the store's directory
 WRITE_BUFFER_BYTES = 64 << 20  # LevelDB memtable (see Store.open)
 BODIES_WRITE_BUFFER_BYTES = 8 << 20
@@ -549,10 +550,27 @@ class Store:
         return None if self._keys is None else (self._keys, P_STATE)
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Application state entries whose key starts with `prefix`, in key order."""
+        """Application state entries whose key starts with `prefix`, in key order.
+
+        The values behind references are read a chunk at a time in the bodies database's
+        order: one at a time, a scan of the whole state would read the bodies' tables in
+        random order (10 µs a value, against 1.5 µs in order, on 200 tables of values). The
+        chunks start small and double, so a caller that stops early reads little ahead."""
         n = len(P_STATE)
+        chunk: list[tuple[bytes, bytes]] = []
+        size = _RESOLVE_FIRST
         for k, v in self._iter(P_STATE + prefix):
-            yield k[n:], self._value(k[n:], v) if v and v[0] == _VALUE_REF else v
+            chunk.append((k[n:], v))
+            if len(chunk) >= size:
+                yield from self._resolved(chunk)
+                chunk, size = [], min(size * 2, _RESOLVE_MAX)
+        yield from self._resolved(chunk)
+
+    def _resolved(self, chunk: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        refs = sorted((v, i) for i, (_, v) in enumerate(chunk) if v and v[0] == _VALUE_REF)
+        for v, i in refs:
+            chunk[i] = (chunk[i][0], self._value(chunk[i][0], v))
+        return chunk
 
     def block_raw(self, height: int) -> bytes | None:
         return self._body(height) if 1 <= height <= self.height else None

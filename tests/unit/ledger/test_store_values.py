@@ -172,3 +172,24 @@ def test_Store_format_2_is_read_and_upgraded_when_opened_for_writing(tmp_path: P
     assert main[b"m/format"] == STORE_FORMAT
     assert main[b"s/kv/long"] == BIG.encode()  # kept where it was
     assert bodies[P_BLOCK + main[b"s/kv/odd"][1:]] == b"\xc1odd"
+
+
+def test_Store_iter_prefix_reads_values_in_chunks_and_keeps_key_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger._store as store_mod
+
+    monkeypatch.setattr(store_mod, "_RESOLVE_FIRST", 2)
+    c = make_consortium()
+    s, b = _builder(tmp_path / "db", c)
+    with s:
+        # later blocks overwrite some keys: key order and the values' order differ
+        expected: dict[bytes, bytes] = {}
+        for h in range(4):
+            puts = {f"k{(h * 7 + i) % 11:02d}": (BIG + f"{h}.{i}" if i % 3 else f"s{h}.{i}")
+                    for i in range(6)}
+            _block(b, c, puts)
+            expected.update({b"kv/" + k.encode(): v.encode() for k, v in puts.items()})
+        got = list(s.iter_prefix(b"kv/"))
+        assert got == sorted(expected.items())
+        assert list(s.iter_prefix(b"kv/k0")) == [kv for kv in got if kv[0].startswith(b"kv/k0")]
+        s.key_counts()
