@@ -233,18 +233,21 @@ def state_batch(prefix: bytes, writes: object, max_key: int
     return keys, values, deletes
 
 
-def value_refs(values: list[bytes], key_head: bytes, ref_head: bytes, min_bytes: int
-               ) -> tuple[list[bytes], list[bytes], list[bytes]] | None:
+def value_refs(values: list[bytes], key_head: bytes, ref_head: bytes, min_bytes: int,
+               inline: list[int]) -> tuple[list[bytes], list[bytes], list[bytes]] | None:
     """`(values, moved keys, moved values)` for the store's two batches: each value of at least
-    `min_bytes`, or starting with `ref_head`'s first byte, is replaced by `ref_head ‖ be32 i`
-    (`i` its position) and moved to the key `key_head ‖ be32 i`; None unless `values` holds
-    only exact `bytes` (the extension's contract)."""
-    if not all(type(v) is bytes for v in values):
+    `min_bytes` whose position is not in `inline`, or starting with `ref_head`'s first byte, is
+    replaced by `ref_head ‖ be32 i` (`i` its position) and moved to the key `key_head ‖ be32 i`;
+    None unless `values` holds only exact `bytes` and `inline` ascending positions (the
+    extension's contract)."""
+    if not all(type(v) is bytes for v in values) or any(
+            type(i) is not int for i in inline) or inline != sorted(set(inline)):
         return None
     tag = ref_head[:1]
+    keep = set(inline)
     out, moved_keys, moved = [], [], []
     for i, v in enumerate(values):
-        if len(v) >= min_bytes or (tag and v[:1] == tag):
+        if (len(v) >= min_bytes and i not in keep) or (tag and v[:1] == tag):
             index = i.to_bytes(4, "big")
             moved_keys.append(key_head + index)
             moved.append(v)

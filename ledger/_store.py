@@ -25,7 +25,11 @@ each of them again at every level; a value of `VALUE_MIN_BYTES` or more is writt
 database instead, under its block's height (`b/<height><index>`, after the block's body, so
 those tables are laid down in order and never merged), and the main database keeps a 13-byte
 reference under the state key. The state, its root and every reader see the same bytes; only
-where they sit changed. With 1,000,000 transactions in the ledger this halved what compaction
+where they sit changed. Only a key's first value goes there: a value that replaces another is
+written to the main database (and stays there as the key is rewritten), because a record
+rewritten once is likely read and rewritten again, and a read from the bodies' tables costs a
+random lookup over many tables (on the 1M chain, where events update older objects, a node
+syncing with every long value moved synced at 0.64 of the speed). With 1,000,000 transactions in the ledger this halved what compaction
 rewrote and took the saturated throughput from 0.84 to 0.89 of the empty ledger's
 (docs/performance.md, "Thirteenth session"). A value a later block overwrites or deletes is
 removed from the bodies database in the next block's synced batch (listed in `m/stale` until
@@ -130,13 +134,16 @@ def _open_error(p: Path, exc: plyvel.Error) -> StoreError:
     return StoreError(f"cannot open store {p}: {msg}", code="store_io")
 
 
-def _value_refs(values: list[bytes], height: int
+def _value_refs(values: list[bytes], height: int, *, inline: list[int] | None = None
                 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """(values, moved keys, moved values): each value to be kept in the bodies database is
     replaced by its reference and listed with its key there (`b/<height><index>`, the index its
-    position in the batch, unique within the block)."""
+    position in the batch, unique within the block). `inline`: positions (ascending) of values
+    that stay in the main database unless they start with the reference byte (rewrites: see
+    the module docstring)."""
     at = height.to_bytes(8, "big")
-    out = _accel.backend.value_refs(values, P_BLOCK + at, b"\xc1" + at, VALUE_MIN_BYTES)
+    out = _accel.backend.value_refs(values, P_BLOCK + at, b"\xc1" + at, VALUE_MIN_BYTES,
+                                    inline or [])
     assert out is not None  # values come from `_state_batch` (exact bytes) or LevelDB
     refs, moved_keys, moved = out
     return refs, moved_keys, moved
@@ -753,8 +760,8 @@ class Store:
         index_entries = [pack(height, i) for i in range(len(index_keys))]
         tip = Tip(h.height, bhash, root)
         keys, values, deletes = _state_batch(writes)
-        replaced = self._values_replaced(keys, deletes)
-        values, moved_keys, moved = _value_refs(values, h.height)
+        replaced, existing = self._values_replaced(keys, deletes)
+        values, moved_keys, moved = _value_refs(values, h.height, inline=existing)
         # the body and the state's values first: a crash before the batch below leaves only
         # data above the tip; the values the previous block replaced go now that no reference
         # to them is left
@@ -777,22 +784,29 @@ class Store:
         self._stale = replaced
         return tip
 
-    def _values_replaced(self, keys: list[bytes], deletes: list[bytes]) -> list[bytes]:
-        """Bodies-database keys of the values these state keys refer to now (the batch about
-        to be written replaces or deletes them). A key the filter does not hold is new."""
+    def _values_replaced(self, keys: list[bytes], deletes: list[bytes]
+                         ) -> tuple[list[bytes], list[int]]:
+        """(bodies-database keys of the values these state keys refer to now, which the batch
+        about to be written replaces or deletes; the positions in `keys` of the keys that
+        exist). A key the filter does not hold is new."""
         filt, get = self._keys, self._db.get
-        out: list[bytes] = []
+        stale: list[bytes] = []
+        existing: list[int] = []
         for batch in (keys, deletes):
-            for k in batch:
+            for i, k in enumerate(batch):
                 if filt is not None and k not in filt:
                     continue
                 try:
                     v = get(k)
                 except plyvel.Error as exc:
                     raise self._read_failed(exc) from exc
+                if v is None:
+                    continue
+                if batch is keys:
+                    existing.append(i)
                 if v and v[0] == _VALUE_REF:
-                    out.append(P_BLOCK + v[1:])
-        return out
+                    stale.append(P_BLOCK + v[1:])
+        return stale, existing
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)

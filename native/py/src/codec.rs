@@ -200,9 +200,10 @@ pub fn state_batch<'py>(
 }
 
 /// `(values, moved keys, moved values)` for the store's two batches: each value of at least
-/// `min_bytes`, or starting with `ref_head`'s first byte, is replaced by `ref_head ‖ be32 i`
-/// (`i` its position) and moved to the key `key_head ‖ be32 i`; None unless `values` holds
-/// only exact `bytes` (the pure-Python twin's contract, `ledger/_native_py.py`).
+/// `min_bytes` whose position is not in `inline`, or starting with `ref_head`'s first byte, is
+/// replaced by `ref_head ‖ be32 i` (`i` its position) and moved to the key `key_head ‖ be32 i`;
+/// None unless `values` holds only exact `bytes` and `inline` ascending positions (the
+/// pure-Python twin's contract, `ledger/_native_py.py`).
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 pub fn value_refs<'py>(
@@ -211,7 +212,12 @@ pub fn value_refs<'py>(
     key_head: &[u8],
     ref_head: &[u8],
     min_bytes: usize,
+    inline: Vec<usize>,
 ) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
+    if inline.windows(2).any(|w| w[0] >= w[1]) {
+        return Ok(None);
+    }
+    let mut keep = inline.iter().copied().peekable();
     let tag = ref_head.first().copied();
     let (out, moved_keys, moved) = (PyList::empty(py), PyList::empty(py), PyList::empty(py));
     let mut key = Vec::with_capacity(key_head.len() + 4);
@@ -222,7 +228,8 @@ pub fn value_refs<'py>(
         };
         let v = value.as_bytes();
         let tagged = matches!((v.first(), tag), (Some(first), Some(t)) if *first == t);
-        if v.len() < min_bytes && !tagged {
+        let kept = keep.next_if_eq(&i).is_some();
+        if (v.len() < min_bytes || kept) && !tagged {
             out.append(value)?;
             continue;
         }

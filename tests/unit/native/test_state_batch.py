@@ -68,9 +68,13 @@ def test_value_refs_native_equals_twin_on_random_batches() -> None:
         values = [rng.choice([b"", b"\xc1", b"\xc1" + rng.randbytes(3)]) if rng.random() < 0.1
                   else rng.randbytes(rng.choice([0, 5, 127, 128, 400])) for _ in range(30)]
         height = rng.randrange(1 << 40).to_bytes(8, "big")
-        args = (values, b"b/" + height, b"\xc1" + height, rng.choice([1, 128, 1000]))
+        inline = sorted(rng.sample(range(30), rng.randrange(10)))
+        args = (values, b"b/" + height, b"\xc1" + height, rng.choice([1, 128, 1000]), inline)
         out = _native.value_refs(*args)
         assert out == _native_py.value_refs(*args)
         assert out is not None and len(out[0]) == len(values)
-    assert _native.value_refs([b"ok", bytearray(b"x")], b"k", b"\xc1", 1) is None  # type: ignore[list-item]
-    assert _native_py.value_refs([b"ok", bytearray(b"x")], b"k", b"\xc1", 1) is None  # type: ignore[list-item]
+    for backend in (_native, _native_py):
+        assert backend.value_refs([b"ok", bytearray(b"x")], b"k", b"\xc1", 1,  # type: ignore[list-item]
+                                  []) is None
+        assert backend.value_refs([b"a", b"b"], b"k", b"\xc1", 1, [1, 0]) is None
+        assert backend.value_refs([b"a", b"b"], b"k", b"\xc1", 1, [1, 1]) is None
