@@ -25,22 +25,23 @@ each of them again at every level; a value of `VALUE_MIN_BYTES` or more is writt
 database instead, under its block's height (`b/<height><index>`, after the block's body, so
 those tables are laid down in order and never merged), and the main database keeps a 13-byte
 reference under the state key. The state, its root and every reader see the same bytes; only
-where they sit changed. Only a key's first value goes there: a value that replaces another is
-written to the main database (and stays there as the key is rewritten), because a record
-rewritten once is likely read and rewritten again, and a read from the bodies' tables costs a
-random lookup over many tables (on the 1M chain, where events update older objects, a node
-syncing with every long value moved synced at 0.64 of the speed). With 1,000,000 transactions in the ledger this halved what compaction
-rewrote and took the saturated throughput from 0.84 to 0.89 of the empty ledger's
-(docs/performance.md, "Thirteenth session"). A value a later block overwrites or deletes is
-removed from the bodies database in the next block's synced batch (listed in `m/stale` until
-then), so no value outlives its reference by more than a block, whatever crashes.
+where they sit changed. With 1,000,000 transactions in the ledger this halved what compaction
+rewrote (docs/performance.md, "Thirteenth session").
+
+Only a key's first value goes there, and it stays there, like the block that wrote it, when
+the key is rewritten or deleted: a value that replaces another is written to the main database
+(and stays there as the key is rewritten), because a record rewritten once is likely read and
+rewritten again and a read from the bodies' tables is a random lookup among many; and removing
+a replaced value would put a tombstone for an old height among new tables, which makes LevelDB
+merge the bodies' tables after all (executing 300,000 transactions of the 1M chain, where events
+update older objects: 31% more CPU with the removals, the same CPU as inline values without).
+So at most one value per key is left behind, its first.
 
 Key layout (prefixes keep the families apart)::
 
     m/format            store format version (b"3"; format 1 kept bodies in the main database,
                         format 2 every state value in it; both are upgraded when opened for
                         writing, and format 2 is read as it is)
-    m/stale             references whose values the next commit removes (absent when none)
     m/chain             chain id (32 bytes)
     m/tip               canonical {v, height, hash, state_root}; absent before block 1
     b/<be64 height>     canonical block bytes (in the bodies database)
@@ -106,7 +107,6 @@ TIP_VERSION = 1
 K_FORMAT = b"m/format"
 K_CHAIN = b"m/chain"
 K_TIP = b"m/tip"
-K_STALE = b"m/stale"
 P_BLOCK = b"b/"
 P_SEAL = b"c/"
 P_ROOT = b"r/"
@@ -227,9 +227,6 @@ class Store:
         # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
         self._keys: KeySet | None = None
         self._keys_build_s = 0.0
-        # bodies-database keys of values the last commit replaced (`m/stale`): the next
-        # commit's bodies batch removes them
-        self._stale: list[bytes] = []
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -361,9 +358,6 @@ class Store:
                              f"not {expected_chain.hex()[:16]}… of this genesis",
                              code="store_chain_mismatch")
         self._chain_id = stored_chain
-        stale = self._get(K_STALE) or b""
-        self._stale = [P_BLOCK + stale[i + 1:i + _VALUE_REF_BYTES]
-                       for i in range(0, len(stale), _VALUE_REF_BYTES)]
         root0 = self._get(_h(P_ROOT, 0))
         if root0 is None or len(root0) != 32:
             raise StoreError(f"store {self.path} lacks its genesis state root",
@@ -444,10 +438,9 @@ class Store:
             _put_all(main, keys, values)
             main.put(K_FORMAT, STORE_FORMAT)
 
-    def _put_bodies(self, keys: list[bytes], values: list[bytes], *,
-                    delete: list[bytes] | None = None) -> None:
+    def _put_bodies(self, keys: list[bytes], values: list[bytes]) -> None:
         with self._batch(self._bodies) as wb:
-            _put_state(wb, keys, values, delete or [])
+            _put_all(wb, keys, values)
 
     def _decode_tip(self, raw: bytes) -> Tip:
         try:
@@ -651,8 +644,6 @@ class Store:
         counts: dict[bytes, int] = {}
         refs = 0
         for k, v in self._iter(b""):
-            if k == K_STALE:  # part of the values' bookkeeping, checked below
-                continue
             fam = k[:2]
             counts[fam] = counts.get(fam, 0) + 1
             refs += fam == P_STATE and bool(v) and v[0] == _VALUE_REF
@@ -664,12 +655,10 @@ class Store:
                     values += 1
                 else:
                     counts[k[:2]] = counts.get(k[:2], 0) + 1
-        # values the last commit replaced stay until the next one (a crash after that one's
-        # bodies batch has removed them while `m/stale` still lists them)
-        expected = refs + sum(self._get(k, db=self._bodies) is not None for k in self._stale)
-        if values != expected:
+        # a replaced first value stays (see the module docstring): at least one per reference
+        if values < refs:
             raise StoreError(f"store {self.path}: the bodies database holds {values} state "
-                             f"values, {expected} expected", code="store_inconsistent")
+                             f"values, the state refers to {refs}", code="store_inconsistent")
         return counts
 
     def stats(self) -> StoreStats:
@@ -760,13 +749,11 @@ class Store:
         index_entries = [pack(height, i) for i in range(len(index_keys))]
         tip = Tip(h.height, bhash, root)
         keys, values, deletes = _state_batch(writes)
-        replaced, existing = self._values_replaced(keys, deletes)
-        values, moved_keys, moved = _value_refs(values, h.height, inline=existing)
-        # the body and the state's values first: a crash before the batch below leaves only
-        # data above the tip; the values the previous block replaced go now that no reference
-        # to them is left
-        self._put_bodies([_h(P_BLOCK, h.height), *moved_keys], [block.encode(), *moved],
-                         delete=self._stale)
+        values, moved_keys, moved = _value_refs(values, h.height,
+                                                inline=self._existing_keys(keys))
+        # the body and the state's first values first: a crash before the batch below leaves
+        # only data above the tip
+        self._put_bodies([_h(P_BLOCK, h.height), *moved_keys], [block.encode(), *moved])
         with self._batch() as wb:
             wb.put(_h(P_SEAL, h.height), seal.encode())
             wb.put(_h(P_ROOT, h.height), root)
@@ -774,39 +761,25 @@ class Store:
             wb.put(_h(P_HEADER, h.height), h.encode())
             _put_all(wb, index_keys, index_entries)
             _put_state(wb, keys, values, deletes)
-            if replaced:
-                wb.put(K_STALE, b"".join(b"\xc1" + k[len(P_BLOCK):] for k in replaced))
-            elif self._stale:
-                wb.delete(K_STALE)
             wb.put(K_TIP, encode({"v": TIP_VERSION, "height": tip.height,
                                   "hash": tip.block_hash, "state_root": tip.state_root}))
         self._tip = tip
-        self._stale = replaced
         return tip
 
-    def _values_replaced(self, keys: list[bytes], deletes: list[bytes]
-                         ) -> tuple[list[bytes], list[int]]:
-        """(bodies-database keys of the values these state keys refer to now, which the batch
-        about to be written replaces or deletes; the positions in `keys` of the keys that
-        exist). A key the filter does not hold is new."""
+    def _existing_keys(self, keys: list[bytes]) -> list[int]:
+        """Positions in `keys` of the keys the main database holds (a key the filter does not
+        hold is new: most are)."""
         filt, get = self._keys, self._db.get
-        stale: list[bytes] = []
         existing: list[int] = []
-        for batch in (keys, deletes):
-            for i, k in enumerate(batch):
-                if filt is not None and k not in filt:
-                    continue
-                try:
-                    v = get(k)
-                except plyvel.Error as exc:
-                    raise self._read_failed(exc) from exc
-                if v is None:
-                    continue
-                if batch is keys:
+        for i, k in enumerate(keys):
+            if filt is not None and k not in filt:
+                continue
+            try:
+                if get(k) is not None:
                     existing.append(i)
-                if v and v[0] == _VALUE_REF:
-                    stale.append(P_BLOCK + v[1:])
-        return stale, existing
+            except plyvel.Error as exc:
+                raise self._read_failed(exc) from exc
+        return existing
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)

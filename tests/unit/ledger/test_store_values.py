@@ -1,6 +1,6 @@
 """Large state values kept in the bodies database behind references (ledger/_store.py): every
-reader sees the values, a replaced value goes once nothing refers to it, crashes leave a store
-that opens and checks clean, and older formats are read and upgraded."""
+reader sees the values, a rewritten key's value stays inline, crashes leave a store that opens
+and checks clean, and older formats are read and upgraded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from ledger import Store
 from ledger._chain import ChainBuilder, init_store
-from ledger._store import BODIES_DIR, K_STALE, P_BLOCK, STORE_FORMAT, VALUE_MIN_BYTES, _value_refs
+from ledger._store import BODIES_DIR, P_BLOCK, STORE_FORMAT, VALUE_MIN_BYTES, _value_refs
 from ledger.errors import StoreError
 from tests.unit.ledger.helpers import Consortium, KVApp, make_consortium, raw_edit
 
@@ -75,33 +75,32 @@ def test_Store_keeps_long_values_beside_the_bodies_and_reads_them_back(tmp_path:
         assert ro.key_counts()[b"b/"] == 1  # blocks only: values are not counted as bodies
 
 
-def test_Store_removes_a_replaced_value_with_the_next_commit(tmp_path: Path) -> None:
+def test_Store_writes_a_rewritten_value_inline_and_keeps_the_first(tmp_path: Path) -> None:
+    """A key's first long value goes beside the bodies; a rewrite goes inline, and the first
+    value stays where it is (removing it would make LevelDB merge the bodies' tables)."""
     c = make_consortium()
     s, b = _builder(tmp_path / "db", c)
     with s:
         _block(b, c, {"a": BIG + "1", "d": BIG + "2"})
         _block(b, c, {"a": BIG + "3", "d": None})
         assert s.get(b"kv/a") == (BIG + "3").encode() and s.get(b"kv/d") is None
+        _block(b, c, {"d": BIG + "4"})  # a deleted key written again: it exists no more
+        assert s.get(b"kv/d") == (BIG + "4").encode()
         s.key_counts()
     main, bodies = _raw(tmp_path / "db")
-    # block 1's two values stay, listed, until the next commit: nothing refers to them
-    assert len(main[K_STALE]) == 26
-    assert sorted(_values(bodies).values()) == [(BIG + "1").encode(), (BIG + "2").encode()]
-    assert main[b"s/kv/a"] == (BIG + "3").encode()  # a rewritten key's value stays inline
-    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:  # the list survives a reopen
-        b2 = ChainBuilder(s2, c.genesis, KVApp(), c.nodes[:3])
-        b2.nonces = dict(b.nonces)
-        _block(b2, c, {"b": "small"})
+    assert main[b"s/kv/a"] == (BIG + "3").encode()
+    assert main[b"s/kv/d"][0] == 0xC1
+    assert sorted(_values(bodies).values()) == [(BIG + v).encode() for v in "124"]
+    with Store.open(tmp_path / "db", genesis=c.genesis) as s2:
+        assert s2.get(b"kv/a") == (BIG + "3").encode()
         s2.key_counts()
-    main, bodies = _raw(tmp_path / "db")
-    assert K_STALE not in main and not _values(bodies)
 
 
 def test_Store_a_crash_between_the_two_batches_leaves_a_clean_store(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bodies batch of block 3 (its body, its values, the removal of the value block 2
-    replaced) is written, the main one is not: the store opens at block 2 with every value its
-    state refers to, checks clean, and block 3 can be committed again."""
+    """The bodies batch of block 3 (its body and its values) is written, the main one is not:
+    the store opens at block 2 with every value its state refers to, checks clean, and block 3
+    can be committed again."""
     c = make_consortium()
     s, b = _builder(tmp_path / "db", c)
     _block(b, c, {"a": BIG + "1", "b": BIG + "b"})
@@ -133,7 +132,7 @@ def test_Store_a_crash_between_the_two_batches_leaves_a_clean_store(
         assert s2.get(b"kv/e") == (BIG + "4").encode()
         s2.key_counts()
     _, bodies = _raw(tmp_path / "db")
-    assert sorted(_values(bodies).values()) == [(BIG + "4").encode(), (BIG + "b").encode()]
+    assert sorted(_values(bodies).values()) == [(BIG + v).encode() for v in "14b"]
 
 
 def test_Store_a_missing_value_is_corruption(tmp_path: Path) -> None:
