@@ -35,7 +35,7 @@ rewritten again and a read from the bodies' tables is a random lookup among many
 a replaced value would put a tombstone for an old height among new tables, which makes LevelDB
 merge the bodies' tables after all (executing 300,000 transactions of the 1M chain, where events
 update older objects: 31% more CPU with the removals, the same CPU as inline values without).
-So at most one value per key is left behind, its first.
+So a key leaves at most its first value behind (again if it is deleted and created anew).
 
 Key layout (prefixes keep the families apart)::
 
