@@ -142,8 +142,8 @@ def _value_refs(values: list[bytes], height: int, *, inline: list[int] | None = 
     that stay in the main database unless they start with the reference byte (rewrites: see
     the module docstring)."""
     at = height.to_bytes(8, "big")
-    out = _accel.backend.value_refs(values, P_BLOCK + at, b"\xc1" + at, VALUE_MIN_BYTES,
-                                    inline or [])
+    out = _accel.backend.value_refs(values, P_BLOCK + at, bytes((_VALUE_REF,)) + at,
+                                    VALUE_MIN_BYTES, inline or [])
     assert out is not None  # values come from `_state_batch` (exact bytes) or LevelDB
     refs, moved_keys, moved = out
     return refs, moved_keys, moved
@@ -767,19 +767,9 @@ class Store:
         return tip
 
     def _existing_keys(self, keys: list[bytes]) -> list[int]:
-        """Positions in `keys` of the keys the main database holds (a key the filter does not
-        hold is new: most are)."""
-        filt, get = self._keys, self._db.get
-        existing: list[int] = []
-        for i, k in enumerate(keys):
-            if filt is not None and k not in filt:
-                continue
-            try:
-                if get(k) is not None:
-                    existing.append(i)
-            except plyvel.Error as exc:
-                raise self._read_failed(exc) from exc
-        return existing
+        """Positions in `keys` of the keys the main database holds (`_get` answers most, the
+        new ones, from the key filter)."""
+        return [i for i, k in enumerate(keys) if self._get(k) is not None]
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)
