@@ -149,6 +149,11 @@ def _value_refs(values: list[bytes], height: int, *, inline: list[int] | None = 
     return refs, moved_keys, moved
 
 
+# `Store._present` holds at most this many keys (a node that builds and rebuilds blocks without
+# committing, or answers many reads, does not grow it without bound; a key left out is read)
+_PRESENT_MAX = 1 << 18
+
+
 def _h(prefix: bytes, height: int) -> bytes:
     return prefix + struct.pack(">Q", height)
 
@@ -227,6 +232,11 @@ class Store:
         # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
         self._keys: KeySet | None = None
         self._keys_build_s = 0.0
+        # prefixed state keys `get` found in the main database since the last commit: the
+        # executor reads every existing key a block rewrites, so `commit_block` learns from
+        # here, without a second LevelDB read, which of its writes replace a value (see
+        # `_existing_keys`)
+        self._present: set[bytes] = set()
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -530,8 +540,14 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         """The application state value under `key` (a `StateReader`)."""
-        v = self._get(P_STATE + key)
-        return self._value(key, v) if v and v[0] == _VALUE_REF else v
+        k = P_STATE + key
+        v = self._get(k)
+        if not v:
+            return v
+        present = self._present
+        if len(present) < _PRESENT_MAX:
+            present.add(k)
+        return self._value(key, v) if v[0] == _VALUE_REF else v
 
     def _value(self, key: bytes, ref: bytes) -> bytes:
         """The value a reference in the main database points to (see the module docstring)."""
@@ -750,7 +766,7 @@ class Store:
         tip = Tip(h.height, bhash, root)
         keys, values, deletes = _state_batch(writes)
         values, moved_keys, moved = _value_refs(values, h.height,
-                                                inline=self._existing_keys(keys))
+                                                inline=self._existing_keys(keys, values))
         # the body and the state's first values first: a crash before the batch below leaves
         # only data above the tip
         self._put_bodies([_h(P_BLOCK, h.height), *moved_keys], [block.encode(), *moved])
@@ -764,12 +780,17 @@ class Store:
             wb.put(K_TIP, encode({"v": TIP_VERSION, "height": tip.height,
                                   "hash": tip.block_hash, "state_root": tip.state_root}))
         self._tip = tip
+        self._present = set()
         return tip
 
-    def _existing_keys(self, keys: list[bytes]) -> list[int]:
-        """Positions in `keys` of the keys the main database holds (`_get` answers most, the
-        new ones, from the key filter)."""
-        return [i for i, k in enumerate(keys) if self._get(k) is not None]
+    def _existing_keys(self, keys: list[bytes], values: list[bytes]) -> list[int]:
+        """Positions in `keys` of the long values whose keys the main database holds (short
+        values stay there anyway). A key `get` found since the last commit is known; `_get`
+        answers the others (most of them, the new ones, from the key filter). A wrong answer
+        would only put a value in the other database: a reader sees the same bytes."""
+        present, get, least = self._present, self._get, VALUE_MIN_BYTES
+        return [i for i, (k, v) in enumerate(zip(keys, values, strict=True))
+                if len(v) >= least and (k in present or get(k) is not None)]
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)
