@@ -40,6 +40,7 @@ class KeySet(Protocol):
 
     def update(self, keys: Iterable[bytes]) -> None: ...
     def __contains__(self, key: bytes) -> bool: ...
+    def held(self, keys: list[bytes]) -> list[int]: ...
     @property
     def count(self) -> int: ...
     @property
@@ -129,6 +130,10 @@ class KeyFilter:
             if bits[b >> 3] & (1 << (b & 7)):
                 return True
         return False
+
+    def held(self, keys: list[bytes]) -> list[int]:
+        """Positions in `keys` of the keys the filter may hold, in order."""
+        return [i for i, k in enumerate(keys) if k in self]
 
     @property
     def count(self) -> int:

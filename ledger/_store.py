@@ -785,12 +785,14 @@ class Store:
 
     def _existing_keys(self, keys: list[bytes], values: list[bytes]) -> list[int]:
         """Positions in `keys` of the long values whose keys the main database holds (short
-        values stay there anyway). A key `get` found since the last commit is known; `_get`
-        answers the others (most of them, the new ones, from the key filter). A wrong answer
+        values stay there anyway). The key filter rules out most keys, the new ones, in one
+        call; of the rest, a key `get` found since the last commit (the executor reads the
+        records a block rewrites) is known, and `_get` answers the others. A wrong answer
         would only put a value in the other database: a reader sees the same bytes."""
+        maybe = range(len(keys)) if self._keys is None else self._keys.held(keys)
         present, get, least = self._present, self._get, VALUE_MIN_BYTES
-        return [i for i, (k, v) in enumerate(zip(keys, values, strict=True))
-                if len(v) >= least and (k in present or get(k) is not None)]
+        return [i for i in maybe
+                if len(values[i]) >= least and (keys[i] in present or get(keys[i]) is not None)]
 
     def _batch(self, db: Any = None) -> _SyncedBatch:
         return _SyncedBatch(self, db or self._db)

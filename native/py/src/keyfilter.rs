@@ -81,6 +81,22 @@ impl KeyFilter {
         Ok(())
     }
 
+    /// Positions in `keys` of the keys the filter may hold, in order: one call for a block's
+    /// thousands of keys, most of them new, instead of a `key in filter` each.
+    fn held(slf: &Bound<'_, Self>, keys: &Bound<'_, PyList>) -> PyResult<Vec<usize>> {
+        let mut hashes: Vec<u64> = Vec::with_capacity(keys.len());
+        for item in keys.iter() {
+            hashes.push(hash_of(&item)?);
+        }
+        let me = slf.borrow();
+        Ok(hashes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &h)| me.bloom.contains(h))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         Self::may_hold(slf, key)
     }

@@ -89,3 +89,19 @@ def test_KeyFilter_backends_are_the_same_filter() -> None:
     probes = added[::50] + _keys(rng, 40_000)
     assert [k in a for k in probes] == [k in b for k in probes]
     assert sum(k in a for k in probes[500:]) > 0  # the probes do include false positives
+
+
+def test_KeyFilter_held_lists_the_positions_in_answers_its_membership_gives(KeyFilter: Any
+                                                                           ) -> None:
+    """`held` (a block's keys in one call) is `key in f` for each key, as positions."""
+    rng = random.Random(4)
+    f = KeyFilter(capacity=2_000)
+    added = _keys(rng, 5_000)  # two parts
+    f.update(added)
+    mixed = added[::7] + _keys(rng, 3_000)
+    rng.shuffle(mixed)
+    held = f.held(mixed)
+    assert held == [i for i, k in enumerate(mixed) if k in f]
+    assert {mixed[i] for i in held} >= set(added[::7])
+    assert len(held) < len(added[::7]) + 0.03 * 3_000
+    assert f.held([]) == []
