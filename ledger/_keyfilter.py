@@ -33,6 +33,8 @@ from typing import Protocol
 
 _BITS_PER_KEY = 10     # at least; rounded up to a power of two: 1.2% false positives or fewer
 _MASK32 = 0xFFFFFFFF
+_BLOCK_BITS_LOG2 = 9   # a key's four bits lie in one 512-bit block: one cache line
+_IN_BLOCK = (1 << _BLOCK_BITS_LOG2) - 1
 
 
 class KeySet(Protocol):
@@ -84,18 +86,20 @@ class KeyFilter:
     def update(self, keys: Iterable[bytes]) -> None:
         """Add every key. A key the newest part already holds is not counted again, so a key
         rewritten at every block (a signer's nonce) does not make the filter grow; only new
-        keys fill it. Each key sets four bit positions (double hashing); the loop is unrolled
-        for them because a store's opening scan adds millions (0.85 us a key)."""
+        keys fill it. Each key sets four bit positions in one block; the loop is unrolled for
+        them because a store's opening scan adds millions."""
         part = self._room()
-        bits, mask = part.bits, part.mask
+        bits, blocks = part.bits, (part.mask >> _BLOCK_BITS_LOG2) & _MASK32
         free = part.capacity - part.count
         for k in keys:
             h = hash(k)
-            h1, h2 = h & _MASK32, ((h >> 32) & _MASK32) | 1
-            b0 = h1 & mask
-            b1 = (h1 + h2) & mask
-            b2 = (h1 + 2 * h2) & mask
-            b3 = (h1 + 3 * h2) & mask
+            base = (h & blocks) << _BLOCK_BITS_LOG2
+            h2 = (h >> 32) & _MASK32
+            step = (h2 >> 16) | 1
+            b0 = base | (h2 & _IN_BLOCK)
+            b1 = base | ((h2 + step) & _IN_BLOCK)
+            b2 = base | ((h2 + 2 * step) & _IN_BLOCK)
+            b3 = base | ((h2 + 3 * step) & _IN_BLOCK)
             m0, m1, m2, m3 = 1 << (b0 & 7), 1 << (b1 & 7), 1 << (b2 & 7), 1 << (b3 & 7)
             i0, i1, i2, i3 = b0 >> 3, b1 >> 3, b2 >> 3, b3 >> 3
             if bits[i0] & m0 and bits[i1] & m1 and bits[i2] & m2 and bits[i3] & m3:
@@ -108,25 +112,27 @@ class KeyFilter:
             if free == 0:
                 part.count = part.capacity
                 part = self._room()
-                bits, mask = part.bits, part.mask
+                bits, blocks = part.bits, (part.mask >> _BLOCK_BITS_LOG2) & _MASK32
                 free = part.capacity - part.count
         part.count = part.capacity - free
 
     def __contains__(self, key: bytes) -> bool:
         h = hash(key)
-        h1, h2 = h & _MASK32, ((h >> 32) & _MASK32) | 1
+        h2 = (h >> 32) & _MASK32
+        step = (h2 >> 16) | 1
         for part in self._parts:
-            bits, mask = part.bits, part.mask
-            b = h1 & mask
+            bits = part.bits
+            base = (h & (part.mask >> _BLOCK_BITS_LOG2) & _MASK32) << _BLOCK_BITS_LOG2
+            b = base | (h2 & _IN_BLOCK)
             if not bits[b >> 3] & (1 << (b & 7)):
                 continue
-            b = (h1 + h2) & mask
+            b = base | ((h2 + step) & _IN_BLOCK)
             if not bits[b >> 3] & (1 << (b & 7)):
                 continue
-            b = (h1 + 2 * h2) & mask
+            b = base | ((h2 + 2 * step) & _IN_BLOCK)
             if not bits[b >> 3] & (1 << (b & 7)):
                 continue
-            b = (h1 + 3 * h2) & mask
+            b = base | ((h2 + 3 * step) & _IN_BLOCK)
             if bits[b >> 3] & (1 << (b & 7)):
                 return True
         return False

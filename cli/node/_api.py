@@ -270,7 +270,8 @@ class Api:
         counts: dict[str, int] = {}
         for o in out:
             counts[o["status"]] = counts.get(o["status"], 0) + 1
-        return JSON({"counts": counts, "statuses": out})
+        # `Node.tx_status` answers in JSON's own types (ids in hex)
+        return PlainJSON({"counts": counts, "statuses": out})
 
     async def tx_proof(self, request: Request) -> Response:
         from ledger._proof import build_bundle
