@@ -91,6 +91,12 @@ DRIVER_QUEUE_MAX = 20_000
 # `Offload` allows a call on the loop; handing each batch of 32 or more to a thread, as before
 # the tenth session, cost 3% of saturated throughput in the thread handoffs (A/B, 3 pairs).
 THREADED_VERIFY_MIN = 512
+# Decoded blocks kept by the digest of their bytes (`_hash_block`): a height asks for its
+# proposal's block several times (hashed by the core, validated, committed, offered to peers
+# that lack transactions), a round change for another; 4 cover a height and a few rounds. Each
+# holds thousands of decoded transactions that the mempool has let go once committed (at 4,000
+# transactions a block, about 6 MB a block with their bytes).
+BLOCK_CACHE_SIZE = 4
 # A proposal is sized so that building it takes at most this fraction of the round-0 timeout
 # (at this node's measured execution cost per transaction), never fewer than PROPOSAL_MIN_TXS.
 PROPOSAL_TIME_FRACTION = 0.1
@@ -266,7 +272,7 @@ class Node:
         return block.hash
 
     def _cache_block(self, digest: bytes, block: Block) -> None:
-        if len(self._block_cache) >= 8:
+        if len(self._block_cache) >= BLOCK_CACHE_SIZE:
             self._block_cache.pop(next(iter(self._block_cache)))
         self._block_cache[digest] = block
 
