@@ -151,7 +151,7 @@ def _value_refs(values: list[bytes], height: int, *, inline: list[int] | None = 
 
 # `Store._present` holds at most this many keys (a node that builds and rebuilds blocks without
 # committing, or answers many reads, does not grow it without bound; a key left out is read)
-_PRESENT_MAX = 1 << 18
+_PRESENT_MAX = 1 << 16
 
 
 def _h(prefix: bytes, height: int) -> bytes:
