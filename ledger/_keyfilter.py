@@ -50,12 +50,13 @@ class KeySet(Protocol):
 
 
 class _Part:
-    __slots__ = ("bits", "capacity", "count", "mask")
+    __slots__ = ("bits", "blocks", "capacity", "count")
 
     def __init__(self, capacity: int) -> None:
         nbits = 1 << max(16, (capacity * _BITS_PER_KEY - 1).bit_length())
         self.bits = bytearray(nbits >> 3)
-        self.mask = nbits - 1
+        # a key's block: the low 32 bits of its hash, masked to the part's 512-bit blocks
+        self.blocks = ((nbits - 1) >> _BLOCK_BITS_LOG2) & _MASK32
         self.capacity = capacity
         self.count = 0
 
@@ -89,7 +90,7 @@ class KeyFilter:
         keys fill it. Each key sets four bit positions in one block; the loop is unrolled for
         them because a store's opening scan adds millions."""
         part = self._room()
-        bits, blocks = part.bits, (part.mask >> _BLOCK_BITS_LOG2) & _MASK32
+        bits, blocks = part.bits, part.blocks
         free = part.capacity - part.count
         for k in keys:
             h = hash(k)
@@ -112,7 +113,7 @@ class KeyFilter:
             if free == 0:
                 part.count = part.capacity
                 part = self._room()
-                bits, blocks = part.bits, (part.mask >> _BLOCK_BITS_LOG2) & _MASK32
+                bits, blocks = part.bits, part.blocks
                 free = part.capacity - part.count
         part.count = part.capacity - free
 
@@ -122,7 +123,7 @@ class KeyFilter:
         step = (h2 >> 16) | 1
         for part in self._parts:
             bits = part.bits
-            base = (h & (part.mask >> _BLOCK_BITS_LOG2) & _MASK32) << _BLOCK_BITS_LOG2
+            base = (h & part.blocks) << _BLOCK_BITS_LOG2
             b = base | (h2 & _IN_BLOCK)
             if not bits[b >> 3] & (1 << (b & 7)):
                 continue

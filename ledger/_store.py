@@ -232,10 +232,10 @@ class Store:
         # writable stores only (see `_build_key_filter`); None: every lookup goes to LevelDB
         self._keys: KeySet | None = None
         self._keys_build_s = 0.0
-        # prefixed state keys `get` found in the main database since the last commit: the
-        # executor reads every existing key a block rewrites, so `commit_block` learns from
-        # here, without a second LevelDB read, which of its writes replace a value (see
-        # `_existing_keys`)
+        # prefixed state keys `get` found in the main database since the last commit (writable
+        # stores only): the executor reads every existing key a block rewrites, so
+        # `commit_block` learns from here, without a second LevelDB read, which of its writes
+        # replace a value (see `_existing_keys`)
         self._present: set[bytes] = set()
 
     # -- opening -----------------------------------------------------------------------------
@@ -545,7 +545,7 @@ class Store:
         if not v:
             return v
         present = self._present
-        if len(present) < _PRESENT_MAX:
+        if self._keys is not None and len(present) < _PRESENT_MAX:  # writable: it commits
             present.add(k)
         return self._value(key, v) if v[0] == _VALUE_REF else v
 
